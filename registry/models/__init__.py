@@ -1,0 +1,29 @@
+"""All database models; importing this package registers every table on ``Base.metadata``."""
+
+from registry.models.accounts import ApiToken, Institution, Membership, User
+from registry.models.audit import AuditEvent
+from registry.models.credentials import CredentialApplication, DuaSignature, Training
+from registry.models.repos import AccessRequest, Blob, File, Model, Tag, Version
+from registry.models.signing import InstitutionKey, SigningKey
+from registry.models.uploads import UploadFile, UploadSession
+
+__all__ = [
+    "AccessRequest",
+    "ApiToken",
+    "AuditEvent",
+    "Blob",
+    "CredentialApplication",
+    "DuaSignature",
+    "File",
+    "Institution",
+    "InstitutionKey",
+    "Membership",
+    "Model",
+    "SigningKey",
+    "Tag",
+    "Training",
+    "UploadFile",
+    "UploadSession",
+    "User",
+    "Version",
+]

@@ -1,0 +1,67 @@
+"""The tiny base pipeline is built offline, is small, loads with diffusers and generates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+from diffusers import StableDiffusionPipeline
+
+from trainer.cli import main
+from trainer.tiny import build_tiny_pipeline
+from trainer.tokenizer import report_words
+
+
+def test_tiny_pipeline_is_small_safetensors_only_and_generates(tmp_path: Path) -> None:
+    path = build_tiny_pipeline(tmp_path / "base", seed=0)
+    files = [p for p in path.rglob("*") if p.is_file()]
+    names = {p.relative_to(path).as_posix() for p in files}
+    assert "model_index.json" in names
+    for part in ("unet", "vae", "text_encoder"):
+        assert any(n.startswith(f"{part}/") and n.endswith(".safetensors") for n in names)
+    assert {"tokenizer/vocab.json", "tokenizer/merges.txt"} <= names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".ckpt", ".pkl", ".py"))]
+    assert sum(p.stat().st_size for p in files) < 5_000_000
+
+    pipe = StableDiffusionPipeline.from_pretrained(path)
+    assert pipe.unet.dtype == torch.float32
+    generator = torch.Generator().manual_seed(0)
+    image = pipe(
+        "small left pleural effusion",
+        height=32,
+        width=32,
+        num_inference_steps=4,
+        generator=generator,
+    ).images[0]
+    assert image.size == (32, 32)
+    assert np.asarray(image).std() > 0
+
+
+def test_tiny_pipeline_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a = build_tiny_pipeline(tmp_path / "a", seed=3)
+    b = build_tiny_pipeline(tmp_path / "b", seed=3)
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    assert (a / weights).read_bytes() == (b / weights).read_bytes()
+
+
+def test_tokenizer_covers_report_words_without_unknown_tokens(tmp_path: Path) -> None:
+    path = build_tiny_pipeline(tmp_path / "base")
+    tokenizer = StableDiffusionPipeline.from_pretrained(path).tokenizer
+    assert tokenizer.model_max_length == 77
+    for word in report_words():
+        ids = tokenizer(word, add_special_tokens=False).input_ids
+        assert len(ids) == 1, word
+    text = "Émile, 42 y/o: moderate RIGHT effusion — ¿new? 😀"
+    ids = tokenizer(text).input_ids
+    assert tokenizer.unk_token_id not in ids[1:-1]
+    assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ", "") == (
+        text.lower().replace(" ", "")
+    )
+
+
+def test_cli_init_base_writes_a_loadable_pipeline(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["init-base", "--out", str(tmp_path / "cli"), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "model_index.json").is_file()

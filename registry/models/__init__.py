@@ -1,7 +1,7 @@
 """All database models; importing this package registers every table on ``Base.metadata``."""
 
 from registry.models.accounts import ApiToken, Institution, Membership, User
-from registry.models.audit import AuditEvent
+from registry.models.audit import AuditEvent, AuditHead
 from registry.models.credentials import CredentialApplication, DuaSignature, Training
 from registry.models.repos import AccessRequest, Blob, File, Model, Tag, Version
 from registry.models.signing import InstitutionKey, SigningKey
@@ -11,6 +11,7 @@ __all__ = [
     "AccessRequest",
     "ApiToken",
     "AuditEvent",
+    "AuditHead",
     "Blob",
     "CredentialApplication",
     "DuaSignature",

@@ -1,0 +1,102 @@
+"""The one place where routes meet the policy engine.
+
+Every view declares the action it needs with ``@requires``. Actions that need no resource
+are decided before the view runs; for the others (``deferred=True``) the view loads its
+resource and calls ``authorize(resource)``. A deferred view that answers without having
+called ``authorize`` is turned into an error: deny by default, even for a forgetful view.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+
+from registry.access.decision import Decision, Principal
+from registry.errors import Forbidden, GatedRepo, Unauthorized
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ACTION_ATTR = "registry_action"
+DEFERRED_ATTR = "registry_action_deferred"
+
+
+def requires(action: str, *, deferred: bool = False) -> Callable[[F], F]:
+    """Declare the action a view needs; the policy engine decides it."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.registry_action = action
+            g.registry_authorized = False
+            if not deferred:
+                authorize(None)
+            return view(*args, **kwargs)
+
+        setattr(wrapper, ACTION_ATTR, action)
+        setattr(wrapper, DEFERRED_ATTR, deferred)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def authorize(resource: Any, *, action: str | None = None) -> Decision:
+    """Ask the policy engine about the current request; raise if it says no."""
+    from registry.app import current_registry
+
+    action = action or g.registry_action
+    registry = current_registry()
+    decision = registry.policy.decide(g.principal, action, resource, db=g.db, now=registry.now())
+    if action == g.get("registry_action"):
+        g.registry_authorized = True
+    if decision.allowed:
+        return decision
+    raise denial(g.principal, action, decision)
+
+
+def denial(principal: Principal, action: str, decision: Decision) -> Exception:
+    """The exception that tells the user what is missing (401 when not logged in)."""
+    message = decision.message or f"You may not perform {action}."
+    details = {"missing": [m.to_dict() for m in decision.missing], "action": action}
+    if action.startswith(("model:", "version:")) and action.split(":")[1].startswith(
+        ("read", "download", "list")
+    ):
+        error = GatedRepo(message, details=details)
+        if not principal.is_authenticated:
+            error.status = 401
+        return error
+    if not principal.is_authenticated:
+        return Unauthorized(message, details=details)
+    return Forbidden(message, details=details)
+
+
+def route_action(app: Flask, endpoint: str) -> str | None:
+    view = app.view_functions.get(endpoint)
+    return getattr(view, ACTION_ATTR, None)
+
+
+def install_guard(app: Flask) -> None:
+    """Refuse any response from a deferred view that never called ``authorize``."""
+
+    @app.after_request
+    def _deny_unauthorized(response: Response) -> Response:
+        view = current_app.view_functions.get(request.endpoint or "")
+        if (
+            view is not None
+            and getattr(view, DEFERRED_ATTR, False)
+            and response.status_code < 400
+            and not g.get("registry_authorized", False)
+        ):
+            current_app.logger.error("view %s answered without authorize()", request.endpoint)
+            response = Response(
+                '{"error": "internal authorization error"}',
+                status=500,
+                mimetype="application/json",
+            )
+        return response

@@ -1,0 +1,75 @@
+"""One error handler: every error becomes JSON with ``X-Error-Code``/``X-Error-Message``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from registry.errors import RegistryError, ServiceUnavailable
+
+HTML_BLUEPRINTS = frozenset({"web"})
+
+
+def header_safe(message: str) -> str:
+    """HTTP headers carry one line of latin-1; keep the message readable within that."""
+    flat = " ".join(message.split())
+    return flat.encode("ascii", "replace").decode("ascii")[:2000]
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    body: dict[str, Any] = {"error": message, "code": code}
+    if details:
+        body.update(details)
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["X-Error-Code"] = code
+    response.headers["X-Error-Message"] = header_safe(message)
+    return response
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(RegistryError)
+    def _registry_error(error: RegistryError) -> Response:
+        response = render_error(error.status, error.code, error.message, error.details)
+        response.headers.update(error.headers)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        code = (error.name or "Error").replace(" ", "")
+        message = error.description or error.name
+        if error.code == 404:
+            message = f"No such route: {request.path}"
+        if error.code == 405:
+            message = f"Method {request.method} is not allowed on {request.path}"
+        return render_error(error.code or 500, code, message)
+
+    from sqlalchemy.exc import OperationalError
+
+    from registry.storage import StorageUnavailableError
+
+    @app.errorhandler(OperationalError)
+    def _database_down(error: OperationalError) -> Response:
+        app.logger.error("database unavailable: %s", error)
+        unavailable = ServiceUnavailable("The registry database is unavailable; try again shortly.")
+        return render_error(unavailable.status, unavailable.code, unavailable.message)
+
+    @app.errorhandler(StorageUnavailableError)
+    def _storage_down(error: StorageUnavailableError) -> Response:
+        app.logger.error("blob storage unavailable: %s", error)
+        unavailable = ServiceUnavailable("The registry's blob storage is unavailable; try again shortly.")
+        return render_error(unavailable.status, unavailable.code, unavailable.message)
+
+
+def render_error(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    """JSON for the API and Hugging Face routes; the web UI renders its own page."""
+    if request.blueprint in HTML_BLUEPRINTS:
+        from registry.web.errors import render_error_page
+
+        return render_error_page(status, code, message, details)
+    response = error_response(status, code, message, details)
+    if status in (401,) and request.blueprint != "hf":
+        response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
+    return response

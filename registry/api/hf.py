@@ -1,0 +1,332 @@
+"""The Hugging Face Hub compatible read API (the subset stock clients use)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
+
+from registry.access.seam import authorize, current_principal, requires
+from registry.api.ranges import parse_range
+from registry.api.requests import (
+    bool_arg,
+    cursor_arg,
+    encode_cursor,
+    int_arg,
+    request_info,
+)
+from registry.app import current_registry
+from registry.audit.services import record_event
+from registry.errors import EntryNotFound, RangeNotSatisfiable, Unauthorized, VersionWithdrawn
+from registry.models import File, Model, Version
+from registry.repos import services as repos
+
+bp = Blueprint("hf", __name__)
+
+STREAM_CHUNK = 1024 * 1024
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _gated(model: Model) -> bool | str:
+    return False if model.tier == "open" else "manual"
+
+
+def model_summary(model: Model, version: Version | None) -> dict[str, Any]:
+    return {
+        "_id": f"{model.id:024x}",
+        "id": model.repo_id,
+        "modelId": model.repo_id,
+        "author": model.namespace,
+        "sha": version.commit if version else None,
+        "private": False,
+        "disabled": False,
+        "gated": _gated(model),
+        "downloads": 0,
+        "likes": 0,
+        "library_name": "diffusers",
+        "pipeline_tag": "text-to-image",
+        "tags": ["diffusers", "safetensors", "text-to-image", f"tier:{model.tier}"],
+        "createdAt": _iso(model.created_at),
+        "lastModified": _iso(version.published_at if version else model.created_at),
+        "accessTier": model.tier,
+        "dua": model.dua,
+    }
+
+
+def model_info_payload(model: Model, version: Version) -> dict[str, Any]:
+    db = g.db
+    files = repos.version_files(db, version)
+    info = model_summary(model, version)
+    info.update(
+        {
+            "cardData": version.card_data or {},
+            "siblings": [
+                {
+                    "rfilename": f.path,
+                    "size": f.size,
+                    "blobId": f.sha256,
+                    "lfs": {"sha256": f.sha256, "size": f.size, "pointerSize": 134},
+                }
+                for f in files
+            ],
+            "usedStorage": sum(f.size for f in files),
+            "versionState": version.state,
+            "versionTags": repos.version_tags(db, version),
+            "baseModel": _base_ref(version),
+        }
+    )
+    if version.state == "withdrawn":
+        info["withdrawn"] = {"at": _iso(version.withdrawn_at), "reason": version.withdrawn_reason}
+    return info
+
+
+def _base_ref(version: Version) -> str | None:
+    base = version.base_version
+    return f"{base.model.repo_id}@{base.commit}" if base is not None else None
+
+
+@bp.get("/api/models")
+@requires("model:list")
+def list_models() -> Response:
+    limit = int_arg("limit", 100, minimum=1, maximum=1000)
+    offset = cursor_arg()
+    models = repos.search_models(
+        g.db,
+        search=request.args.get("search") or None,
+        author=request.args.get("author") or None,
+        tier=request.args.get("tier") or None,
+        limit=limit + 1,
+        offset=offset,
+    )
+    page = list(models[:limit])
+    body = [
+        model_summary(m, repos.latest_published(g.db, m, include_withdrawn=True)) for m in page
+    ]
+    response = jsonify(body)
+    if len(models) > limit:
+        _link_next(response, offset + limit)
+    return response
+
+
+@bp.get("/api/models/<namespace>/<name>")
+@requires("model:read", deferred=True)
+def model_info(namespace: str, name: str) -> Response:
+    model = repos.get_model(g.db, namespace, name)
+    authorize(model)
+    version = repos.resolve_revision(g.db, model, "main")
+    return jsonify(model_info_payload(model, version))
+
+
+@bp.get("/api/models/<namespace>/<name>/revision/<revision>")
+@requires("model:read", deferred=True)
+def model_revision(namespace: str, name: str, revision: str) -> Response:
+    model = repos.get_model(g.db, namespace, name)
+    authorize(model)
+    version = repos.resolve_revision(g.db, model, revision)
+    return jsonify(model_info_payload(model, version))
+
+
+@bp.get("/api/models/<namespace>/<name>/tree/<revision>")
+@bp.get("/api/models/<namespace>/<name>/tree/<revision>/<path:path>")
+@requires("model:read", deferred=True)
+def list_tree(namespace: str, name: str, revision: str, path: str = "") -> Response:
+    model = repos.get_model(g.db, namespace, name)
+    authorize(model)
+    version = repos.resolve_revision(g.db, model, revision)
+    path = path.strip("/")
+    if path:
+        repos.check_file_path(path)
+    recursive = bool_arg("recursive")
+    limit = int_arg("limit", current_registry().settings.tree_page_size, minimum=1, maximum=1000)
+    offset = cursor_arg()
+    entries = tree_entries(repos.version_files(g.db, version), path, recursive=recursive)
+    if path and not entries:
+        raise EntryNotFound(f"No folder {path!r} in {model.repo_id} at {version.commit}.")
+    response = jsonify(entries[offset : offset + limit])
+    response.headers["X-Repo-Commit"] = version.commit or ""
+    if offset + limit < len(entries):
+        _link_next(response, offset + limit)
+    return response
+
+
+def tree_entries(files: list[File] | Any, prefix: str, *, recursive: bool) -> list[dict[str, Any]]:
+    """Hugging Face tree entries for the files under ``prefix``, folders included."""
+    base = f"{prefix}/" if prefix else ""
+    entries: dict[str, dict[str, Any]] = {}
+    for f in files:
+        if not f.path.startswith(base):
+            continue
+        rest = f.path[len(base) :].split("/")
+        for depth in range(1, len(rest)):
+            folder = base + "/".join(rest[:depth])
+            entries.setdefault(folder, _dir_entry(folder))
+            if not recursive:
+                break
+        if recursive or len(rest) == 1:
+            entries[f.path] = {
+                "type": "file",
+                "oid": f.sha256,
+                "size": f.size,
+                "path": f.path,
+                "lfs": {"oid": f.sha256, "size": f.size, "pointerSize": 134},
+            }
+    return [entries[k] for k in sorted(entries)]
+
+
+def _dir_entry(path: str) -> dict[str, Any]:
+    oid = hashlib.sha1(path.encode(), usedforsecurity=False).hexdigest()
+    return {"type": "directory", "oid": oid, "size": 0, "path": path}
+
+
+def _link_next(response: Response, offset: int) -> None:
+    args = request.args.to_dict()
+    args["cursor"] = encode_cursor(offset)
+    url = f"{request.base_url}?{urlencode(args)}"
+    response.headers["Link"] = f'<{url}>; rel="next"'
+
+
+@bp.route("/<namespace>/<name>/resolve/<revision>/<path:path>", methods=["GET", "HEAD"])
+@requires("version:download", deferred=True)
+def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
+    db = g.db
+    model = repos.get_model(db, namespace, name)
+    version = repos.resolve_revision(db, model, revision)
+    try:
+        file = repos.version_file(db, version, path)
+    except EntryNotFound as error:
+        error.headers["X-Repo-Commit"] = version.commit or ""
+        raise
+    authorize(version)
+    if version.state == "withdrawn":
+        raise VersionWithdrawn(
+            f"{model.repo_id} version {version.commit} was withdrawn on "
+            f"{version.withdrawn_at:%Y-%m-%d}: {version.withdrawn_reason}. Its files can no "
+            "longer be downloaded."
+        )
+    headers = {
+        "X-Repo-Commit": version.commit or "",
+        "ETag": f'"{file.sha256}"',
+        "X-Linked-Etag": f'"{file.sha256}"',
+        "X-Linked-Size": str(file.size),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-store",
+        "Content-Disposition": f'inline; filename="{path.rsplit("/", 1)[-1]}"',
+    }
+    try:
+        byte_range = parse_range(request.headers.get("Range"), file.size)
+    except RangeNotSatisfiable as error:
+        error.headers["Content-Range"] = f"bytes */{file.size}"
+        raise
+    if request.method == "HEAD":
+        response = Response(status=200, headers=headers, mimetype="application/octet-stream")
+        response.content_length = file.size
+        return response
+    _record_download(model, version, file, byte_range)
+    return _send_blob(file, byte_range, headers)
+
+
+def _record_download(
+    model: Model, version: Version, file: File, byte_range: tuple[int, int] | None
+) -> None:
+    db = g.db
+    principal = current_principal()
+    details: dict[str, Any] = {"path": file.path, "sha256": file.sha256, "size": file.size}
+    if byte_range is not None:
+        details["range"] = list(byte_range)
+    if principal.token is not None:
+        details["token"] = principal.token.prefix
+    record_event(
+        db,
+        "version:download",
+        actor=principal.user,
+        target=f"{model.repo_id}@{version.commit}/{file.path}",
+        model_id=model.id,
+        version_id=version.id,
+        details=details,
+        request_info=request_info(),
+        now=current_registry().now(),
+    )
+    db.commit()
+
+
+def _send_blob(file: File, byte_range: tuple[int, int] | None, headers: dict[str, str]) -> Response:
+    registry = current_registry()
+    blobs = registry.blobs
+    if registry.settings.s3_redirect:
+        url = blobs.presigned_url(
+            file.sha256,
+            expires_in=registry.settings.presign_seconds,
+            filename=file.path.rsplit("/", 1)[-1],
+        )
+        if url is not None:
+            response = redirect(url, code=302)
+            response.headers.update(headers)
+            return response
+    local = blobs.local_path(file.sha256)
+    if byte_range is None and local is not None:
+        response = send_file(local, mimetype="application/octet-stream", conditional=False, etag=False)
+        response.headers.update(headers)
+        return response
+    start, end = byte_range if byte_range is not None else (0, file.size)
+    stream = blobs.open(file.sha256, start, end)
+
+    def body() -> Any:
+        with stream:
+            while chunk := stream.read(STREAM_CHUNK):
+                yield chunk
+
+    status = 206 if byte_range is not None else 200
+    response = Response(body(), status=status, headers=headers, mimetype="application/octet-stream")
+    response.content_length = end - start
+    if byte_range is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{file.size}"
+    return response
+
+
+@bp.get("/api/whoami-v2")
+@requires("account:read")
+def whoami() -> Response:
+    principal = current_principal()
+    user = principal.user
+    if user is None:
+        raise Unauthorized("Invalid credentials in Authorization header")
+    membership = user.membership
+    orgs = []
+    if membership is not None:
+        orgs.append(
+            {
+                "type": "org",
+                "name": membership.institution.slug,
+                "fullname": membership.institution.name,
+                "roleInOrg": membership.role,
+            }
+        )
+    auth: dict[str, Any] = {"type": "session"}
+    if principal.token is not None:
+        auth = {
+            "type": "access_token",
+            "accessToken": {
+                "displayName": principal.token.name,
+                "role": principal.token.scope,
+                "createdAt": _iso(principal.token.created_at),
+                "expiresAt": _iso(principal.token.expires_at),
+            },
+        }
+    return jsonify(
+        {
+            "type": "user",
+            "id": str(user.id),
+            "name": user.email.split("@", 1)[0],
+            "fullname": user.display_name,
+            "email": user.email,
+            "emailVerified": True,
+            "isRegistryAdmin": user.is_registry_admin,
+            "orgs": orgs,
+            "auth": auth,
+        }
+    )

@@ -1,0 +1,111 @@
+"""A generated OpenAPI 3.1 document for ``/api/v1``.
+
+Views describe themselves with ``@document(...)``; ``build_openapi`` walks the route table.
+Schemas are plain JSON Schema dicts kept beside the views that use them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask
+
+F = TypeVar("F", bound=Callable[..., Any])
+DOC_ATTR = "registry_openapi"
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "code"],
+    "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+}
+
+
+def document(
+    summary: str,
+    *,
+    body: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    status: int = 200,
+    query: dict[str, dict[str, Any]] | None = None,
+    content_type: str = "application/json",
+) -> Callable[[F], F]:
+    """Attach OpenAPI metadata to a view (request body, response schema, query params)."""
+
+    def decorate(view: F) -> F:
+        setattr(
+            view,
+            DOC_ATTR,
+            {
+                "summary": summary,
+                "body": body,
+                "response": response,
+                "status": status,
+                "query": query or {},
+                "content_type": content_type,
+            },
+        )
+        return view
+
+    return decorate
+
+
+def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(prefix):
+            continue
+        view = app.view_functions[rule.endpoint]
+        meta = _find_meta(view)
+        if meta is None:
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{([a-z_]+)}", path)
+        ]
+        params += [
+            {"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in meta["query"].items()
+        ]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            op: dict[str, Any] = {
+                "operationId": f"{rule.endpoint}_{method.lower()}",
+                "summary": meta["summary"],
+                "parameters": params,
+                "responses": {
+                    str(meta["status"]): {
+                        "description": "Success",
+                        "content": {"application/json": {"schema": meta["response"] or {}}},
+                    },
+                    "4XX": {
+                        "description": "Client error with a message saying what to fix",
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                    },
+                },
+            }
+            if meta["body"] is not None and method in {"POST", "PUT", "PATCH"}:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {meta["content_type"]: {"schema": meta["body"]}},
+                }
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "RoentGen registry API", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": paths,
+    }
+
+
+def _find_meta(view: Any) -> dict[str, Any] | None:
+    while view is not None:
+        meta = getattr(view, DOC_ATTR, None)
+        if meta is not None:
+            return meta
+        view = getattr(view, "__wrapped__", None)
+    return None

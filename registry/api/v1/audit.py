@@ -1,0 +1,3 @@
+"""Routes: audit (filled in by its part of the registry)."""
+
+from registry.api.v1 import bp  # noqa: F401

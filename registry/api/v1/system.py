@@ -1,0 +1,26 @@
+"""Health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify
+from sqlalchemy import text
+
+from registry.access.seam import requires
+from registry.api.openapi import build_openapi, document
+from registry.api.v1 import bp
+from registry.app import current_registry
+
+
+@bp.get("/health")
+@requires("public")
+@document("Liveness and readiness: database and blob storage reachable", response={"type": "object"})
+def health() -> Response:
+    g.db.execute(text("SELECT 1"))
+    current_registry().blobs.check_health()
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/openapi.json")
+@requires("public")
+def openapi() -> Response:
+    return jsonify(build_openapi(current_app))

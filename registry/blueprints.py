@@ -1,0 +1,9 @@
+"""Registration of the blueprints beyond the core API (web UI, publishing, accounts)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_all(app: Flask) -> None:
+    """Attach every optional blueprint; each part adds its line here."""

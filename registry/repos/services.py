@@ -1,0 +1,151 @@
+"""Reading repos: looking up models, resolving revisions, listing files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from registry.errors import BadRequest, EntryNotFound, RepoNotFound, RevisionNotFound
+from registry.models import File, Model, Tag, Version
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+VISIBLE_STATES = ("published", "withdrawn")
+
+
+def check_repo_id(namespace: str, name: str) -> None:
+    """Refuse malformed repo ids before they reach a query or a path."""
+    if not NAMESPACE_RE.match(namespace) or not NAME_RE.match(name) or ".." in name:
+        raise BadRequest(
+            f"Invalid repo id {namespace}/{name!r}: use NAMESPACE/NAME with letters, digits, "
+            "'-', '_' and '.' (namespace lower-case)"
+        )
+
+
+def check_tag(tag: str) -> None:
+    if not TAG_RE.match(tag) or tag == "main" or COMMIT_RE.match(tag):
+        raise BadRequest(
+            f"Invalid tag {tag!r}: use letters, digits, '.', '_' and '-' (not 'main', "
+            "not a 40-hex commit id), at most 128 characters"
+        )
+
+
+def find_model(db: Session, namespace: str, name: str) -> Model | None:
+    return db.scalar(select(Model).where(Model.namespace == namespace, Model.name == name))
+
+
+def get_model(db: Session, namespace: str, name: str) -> Model:
+    """The model ``namespace/name`` if it has anything published; else RepoNotFound."""
+    check_repo_id(namespace, name)
+    model = find_model(db, namespace, name)
+    if model is None or latest_published(db, model, include_withdrawn=True) is None:
+        raise RepoNotFound(
+            f"Repository {namespace}/{name} not found. Check the name, or list models at "
+            "/api/models."
+        )
+    return model
+
+
+def latest_published(db: Session, model: Model, *, include_withdrawn: bool = False) -> Version | None:
+    states = VISIBLE_STATES if include_withdrawn else ("published",)
+    return db.scalar(
+        select(Version)
+        .where(Version.model_id == model.id, Version.state.in_(states))
+        .order_by(Version.published_seq.desc())
+        .limit(1)
+    )
+
+
+def resolve_revision(db: Session, model: Model, revision: str) -> Version:
+    """``main`` → newest published version; otherwise a tag or a 40-hex commit id."""
+    version: Version | None
+    if revision == "main":
+        version = latest_published(db, model)
+        if version is None:
+            # Every version was withdrawn: resolve to the newest so reads explain why.
+            version = latest_published(db, model, include_withdrawn=True)
+    elif COMMIT_RE.match(revision):
+        version = db.scalar(
+            select(Version).where(Version.model_id == model.id, Version.commit == revision)
+        )
+    else:
+        version = db.scalar(
+            select(Version)
+            .join(Tag, Tag.version_id == Version.id)
+            .where(Tag.model_id == model.id, Tag.name == revision)
+        )
+    if version is None or version.state not in VISIBLE_STATES:
+        raise RevisionNotFound(
+            f"Revision {revision!r} not found in {model.repo_id}. Use 'main', a tag or a "
+            "40-hex commit id."
+        )
+    return version
+
+
+def version_files(db: Session, version: Version) -> Sequence[File]:
+    return db.scalars(select(File).where(File.version_id == version.id).order_by(File.path)).all()
+
+
+def version_file(db: Session, version: Version, path: str) -> File:
+    check_file_path(path)
+    file = db.scalar(select(File).where(File.version_id == version.id, File.path == path))
+    if file is None:
+        raise EntryNotFound(
+            f"File {path!r} not found in {version.model.repo_id} at revision {version.commit}."
+        )
+    return file
+
+
+def check_file_path(path: str) -> None:
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or any(p in ("", ".", "..") for p in parts)
+        or any(ord(c) < 32 or ord(c) == 127 for c in path)
+        or len(path) > 1024
+    ):
+        raise BadRequest(
+            f"Invalid file path {path!r}: use a relative path without '..', '.', empty parts, "
+            "backslashes or control characters"
+        )
+
+
+def version_tags(db: Session, version: Version) -> list[str]:
+    return list(
+        db.scalars(select(Tag.name).where(Tag.version_id == version.id).order_by(Tag.name))
+    )
+
+
+def search_models(
+    db: Session,
+    *,
+    search: str | None = None,
+    author: str | None = None,
+    tier: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Model]:
+    """Models with at least one visible version, newest first."""
+    query: Select[tuple[Model]] = select(Model).where(
+        select(Version.id)
+        .where(Version.model_id == Model.id, Version.state.in_(VISIBLE_STATES))
+        .exists()
+    )
+    if search:
+        like = f"%{search.lower()}%"
+        query = query.where(
+            or_(func.lower(Model.name).like(like), func.lower(Model.namespace).like(like))
+        )
+    if author:
+        query = query.where(Model.namespace == author)
+    if tier:
+        query = query.where(Model.tier == tier)
+    query = query.options(selectinload(Model.institution)).order_by(Model.id.desc())
+    return db.scalars(query.limit(limit).offset(offset)).all()

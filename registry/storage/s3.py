@@ -1,0 +1,475 @@
+"""``S3BlobStore``: blobs as objects in an S3-compatible bucket, via boto3."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote, unquote, urlsplit
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from registry.storage.base import (
+    BlobInfo,
+    BlobIntegrityError,
+    BlobNotFoundError,
+    StagingOffsetError,
+    StorageUnavailableError,
+)
+from registry.storage.keys import blob_key, check_sha256, check_upload_key, is_sha256
+from registry.storage.s3_parts import (
+    MultipartUpload,
+    ObjectReader,
+    backend_errors,
+    error_code,
+    http_status,
+)
+from registry.storage.streams import READ_SIZE, ContentDigest, ViewReader, fill
+
+PART_SIZE = 8 * 1024 * 1024
+MAX_PUT = 5 * 1024**3  # S3's limit for one PUT: the largest staged chunk
+URL_OPTIONS = {"endpoint", "region", "access_key", "secret_key", "addressing"}
+_PART_NAME = re.compile(r"\d{20}")
+
+
+class S3BlobStore:
+    """Blobs at ``<prefix>/sha256/ab/cd/<hex>``; each staged chunk is one object
+    ``<prefix>/staging/<upload_key>/<offset:020d>`` written by a single PUT.
+
+    Uploads go to the final key as a multipart upload completed only after the sha256 checks
+    out, so no partial blob is ever visible. Interrupted multipart uploads stay invisible;
+    give the bucket an ``AbortIncompleteMultipartUpload`` lifecycle rule to reclaim them.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        addressing_style: str | None = None,
+        part_size: int = PART_SIZE,
+    ) -> None:
+        if not bucket:
+            raise ValueError("an S3 store needs a bucket name")
+        if part_size < 5 * 1024 * 1024:
+            raise ValueError("S3 multipart parts must be at least 5 MiB")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.part_size = part_size
+        self._credentials = (access_key, secret_key)
+        self._addressing = addressing_style or ("path" if endpoint_url else "auto")
+        self._client: Any = None
+        self._client_pid = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> S3BlobStore:
+        """Build a store from ``s3://bucket/prefix?endpoint=URL&region=R&access_key=…&secret_key=…``.
+
+        Query values are percent-decoded (``+`` stays ``+``); ``addressing`` is ``path`` or
+        ``virtual``. Without ``access_key``/``secret_key`` boto3's usual chain is used
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, profiles, instance roles).
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"not an S3 storage URL: {url!r}; use s3://BUCKET/PREFIX?endpoint=URL")
+        options: dict[str, str] = {}
+        for pair in filter(None, parts.query.split("&")):
+            name, _, value = pair.partition("=")
+            if name not in URL_OPTIONS:
+                known = ", ".join(sorted(URL_OPTIONS))
+                raise ValueError(f"unknown S3 storage URL option {name!r}; known: {known}")
+            options[name] = unquote(value)
+        return cls(
+            parts.netloc,
+            unquote(parts.path),
+            endpoint_url=options.get("endpoint") or None,
+            region=options.get("region") or None,
+            access_key=options.get("access_key") or None,
+            secret_key=options.get("secret_key") or None,
+            addressing_style=options.get("addressing") or None,
+        )
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore({self.bucket!r}, {self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+
+    # Blobs
+
+    def put_stream(
+        self,
+        stream: BinaryIO,
+        *,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+    ) -> BlobInfo:
+        """Hash while uploading in parts; complete the upload only once the bytes check out."""
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
+        return self._store(stream, expected_sha256, expected_size)
+
+    def exists(self, sha256: str) -> bool:
+        """HEAD the blob's object."""
+        return self._head(self._key(blob_key(sha256))) is not None
+
+    def size(self, sha256: str) -> int:
+        """The object's ``ContentLength``."""
+        head = self._head(self._key(blob_key(sha256)))
+        if head is None:
+            raise BlobNotFoundError(f"blob {sha256} not found")
+        return int(head["ContentLength"])
+
+    def open(self, sha256: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        """A streaming ranged GET of the object."""
+        key = self._key(blob_key(sha256))
+        if start < 0 or (end is not None and end < start):
+            raise ValueError(f"invalid byte range [{start}, {end})")
+        if end == start:
+            return self._empty_range(sha256, start)
+        extra = {}
+        if start or end is not None:
+            extra["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+        try:
+            with self._errors("opening a blob"):
+                body = self._s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
+        except ClientError as exc:
+            if http_status(exc) == 404:
+                raise BlobNotFoundError(f"blob {sha256} not found") from None
+            if http_status(exc) == 416:
+                return self._empty_range(sha256, start)
+            raise
+        reader = ObjectReader([], self._get_body, self._errors, first_body=body)
+        return io.BufferedReader(reader, READ_SIZE)  # type: ignore[return-value]
+
+    def local_path(self, sha256: str) -> Path | None:
+        """Always None: objects have no local file."""
+        check_sha256(sha256)
+        return None
+
+    def presigned_url(
+        self, sha256: str, *, expires_in: int, filename: str | None = None
+    ) -> str | None:
+        """A presigned GET (signed locally, no request); ``filename`` sets Content-Disposition."""
+        params = {"Bucket": self.bucket, "Key": self._key(blob_key(sha256))}
+        if filename:
+            params["ResponseContentDisposition"] = content_disposition(filename)
+        with self._errors("signing a URL"):
+            return self._s3.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_in
+            )
+
+    def delete(self, sha256: str) -> None:
+        """Delete the object (absent is fine)."""
+        with self._errors("deleting a blob"):
+            self._s3.delete_object(Bucket=self.bucket, Key=self._key(blob_key(sha256)))
+
+    def iter_blobs(self) -> Iterator[tuple[str, int, datetime]]:
+        """List ``sha256/`` and yield each well-formed blob key."""
+        for obj in self._list(self._key("sha256/")):
+            name = obj["Key"].rsplit("/", 1)[-1]
+            if is_sha256(name) and obj["Key"] == self._key(blob_key(name)):
+                yield name, int(obj["Size"]), obj["LastModified"].astimezone(UTC)
+
+    def check_health(self) -> None:
+        """HEAD the bucket."""
+        try:
+            with self._errors("checking the bucket"):
+                self._s3.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            raise StorageUnavailableError(
+                f"S3 bucket {self.bucket} at {self._where}: {error_code(exc) or http_status(exc)}"
+            ) from exc
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (fixtures, ``make run``)."""
+        try:
+            with self._errors("checking the bucket"):
+                self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if http_status(exc) != 404:
+                raise
+        extra: dict[str, Any] = {}
+        if self.region and self.region != "us-east-1":
+            extra["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            with self._errors("creating the bucket"):
+                self._s3.create_bucket(Bucket=self.bucket, **extra)
+        except ClientError as exc:
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise
+
+    # Staging
+
+    def stage_write(
+        self, upload_key: str, offset: int, stream: BinaryIO, length: int | None = None
+    ) -> int:
+        """Spool the chunk locally, then PUT it as one object if no other writer got there first."""
+        prefix = self._stage_prefix(upload_key)
+        if offset < 0 or (length is not None and not 0 <= length <= MAX_PUT):
+            raise ValueError(f"invalid chunk offset {offset} or length {length}")
+        staged = self.staged_size(upload_key)
+        if offset != staged:
+            raise StagingOffsetError(upload_key, offset, staged)
+        with tempfile.SpooledTemporaryFile(max_size=self.part_size) as spool:
+            written = _spool(stream, spool, MAX_PUT if length is None else length)
+            if length is not None and written != length:
+                raise BlobIntegrityError(f"chunk ended after {written} of {length} bytes")
+            if written == 0:
+                return staged
+            spool.seek(0)
+            try:
+                with self._errors("staging a chunk"):
+                    self._s3.put_object(
+                        Bucket=self.bucket,
+                        Key=f"{prefix}{offset:020d}",
+                        Body=spool,
+                        ContentLength=written,
+                        IfNoneMatch="*",
+                    )
+            except ClientError as exc:
+                if http_status(exc) == 412:
+                    raise StagingOffsetError(
+                        upload_key, offset, self.staged_size(upload_key)
+                    ) from None
+                raise
+        return staged + written
+
+    def staged_size(self, upload_key: str) -> int:
+        """The end of the contiguous run of staged chunks."""
+        return sum(size for _, size in self._staged_parts(upload_key))
+
+    def stage_commit(
+        self, upload_key: str, *, expected_sha256: str, expected_size: int
+    ) -> BlobInfo:
+        """Read the chunks in order through sha256 into a multipart upload of the blob."""
+        check_sha256(expected_sha256)
+        parts = self._staged_parts(upload_key)
+        staged = sum(size for _, size in parts)
+        try:
+            if staged != expected_size:
+                raise BlobIntegrityError(
+                    f"size mismatch: expected {expected_size} bytes, staged {staged}"
+                )
+            keys = [key for key, _ in parts]
+            with ObjectReader(keys, self._get_body, self._errors) as reader:
+                info = self._store(reader, expected_sha256, expected_size)
+        except BlobIntegrityError:
+            self.stage_discard(upload_key)
+            raise
+        self.stage_discard(upload_key)
+        return info
+
+    def stage_discard(self, upload_key: str) -> None:
+        """Delete every chunk object of the upload."""
+        keys = [obj["Key"] for obj in self._list(self._stage_prefix(upload_key))]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            with self._errors("discarding staged chunks"):
+                self._s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+
+    def iter_staging(self) -> Iterator[tuple[str, datetime]]:
+        """Group ``staging/`` objects by upload key, with the newest chunk's time."""
+        base = self._key("staging/")
+        current: str | None = None
+        newest: datetime | None = None
+        for obj in self._list(base):
+            upload_key = obj["Key"][len(base) :].split("/", 1)[0]
+            if upload_key != current:
+                if current is not None and newest is not None:
+                    yield current, newest
+                current, newest = upload_key, None
+            modified = obj["LastModified"].astimezone(UTC)
+            newest = modified if newest is None else max(newest, modified)
+        if current is not None and newest is not None:
+            yield current, newest
+
+    # Internals
+
+    @property
+    def _s3(self) -> Any:
+        # One client per process: a client inherited across gunicorn's fork shares sockets.
+        with self._lock:
+            if self._client is None or self._client_pid != os.getpid():
+                access_key, secret_key = self._credentials
+                session = boto3.session.Session(
+                    aws_access_key_id=access_key,
+                    aws_secret_access_key=secret_key,
+                    region_name=self.region,
+                )
+                self._client = session.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    config=Config(
+                        signature_version="s3v4",
+                        s3={"addressing_style": self._addressing},
+                        retries={"max_attempts": 3, "mode": "standard"},
+                        connect_timeout=5,
+                        read_timeout=60,
+                        # Plain PUTs work on every S3-compatible server.
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required",
+                    ),
+                )
+                self._client_pid = os.getpid()
+            return self._client
+
+    @property
+    def _where(self) -> str:
+        return self.endpoint_url or f"AWS S3 ({self.region or 'default region'})"
+
+    def _errors(self, doing: str) -> Any:
+        return backend_errors(f"{self._where} (bucket {self.bucket})", doing)
+
+    def _key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def _stage_prefix(self, upload_key: str) -> str:
+        return self._key(f"staging/{check_upload_key(upload_key)}/")
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            with self._errors("looking up a blob"):
+                return self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if http_status(exc) == 404:
+                return None
+            raise
+
+    def _get_body(self, key: str) -> Any:
+        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        with self._errors("listing objects"):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                yield from page.get("Contents", [])
+
+    def _staged_parts(self, upload_key: str) -> list[tuple[str, int]]:
+        """(key, size) of the chunks that continue each other from offset 0."""
+        prefix = self._stage_prefix(upload_key)
+        parts: list[tuple[str, int]] = []
+        end = 0
+        for obj in self._list(prefix):
+            name = obj["Key"][len(prefix) :]
+            if not _PART_NAME.fullmatch(name) or int(name) != end:
+                break
+            parts.append((obj["Key"], int(obj["Size"])))
+            end += int(obj["Size"])
+        return parts
+
+    def _empty_range(self, sha256: str, start: int) -> BinaryIO:
+        size = self.size(sha256)
+        if start > size:
+            raise ValueError(f"range start {start} is past the end of blob {sha256} ({size} bytes)")
+        return io.BytesIO(b"")
+
+    def _store(
+        self, stream: BinaryIO, expected_sha256: str | None, expected_size: int | None
+    ) -> BlobInfo:
+        digest = ContentDigest(expected_size)
+        part_size = self._part_size_for(expected_size)
+        # With a known sha256 the parts go to the final key, already present means only verify.
+        if expected_sha256 is not None:
+            target = self._key(blob_key(expected_sha256))
+            present = self._head(target) is not None
+        else:
+            target = self._key(f"tmp/{uuid.uuid4().hex}")
+            present = False
+        upload = MultipartUpload(self._s3, self.bucket, target)
+        buffer = memoryview(bytearray(part_size))
+        temp_written = False
+        try:
+            with self._errors("uploading a blob"):
+                while (n := fill(stream, buffer[: digest.room(part_size)])) == part_size:
+                    digest.update(buffer[:n])
+                    if not present:
+                        upload.send(buffer[:n])
+                digest.update(buffer[:n])
+                sha256 = digest.verify(expected_sha256)
+                if present:
+                    return BlobInfo(sha256, digest.size, created=False)
+                final = self._key(blob_key(sha256))
+                if not upload.started:
+                    created = self._put_if_absent(final, buffer[:n])
+                    return BlobInfo(sha256, digest.size, created)
+                if n:
+                    upload.send(buffer[:n])
+                if target == final:
+                    return BlobInfo(sha256, digest.size, upload.complete(if_absent=True))
+                upload.complete(if_absent=False)
+                temp_written = True
+                if self._head(final) is not None:
+                    return BlobInfo(sha256, digest.size, created=False)
+                self._s3.copy(
+                    {"Bucket": self.bucket, "Key": target},
+                    self.bucket,
+                    final,
+                    Config=TransferConfig(multipart_chunksize=part_size, max_concurrency=4),
+                )
+                return BlobInfo(sha256, digest.size, created=True)
+        finally:
+            upload.abort()
+            if temp_written:
+                with self._errors("removing a temporary object"):
+                    self._s3.delete_object(Bucket=self.bucket, Key=target)
+
+    def _put_if_absent(self, key: str, view: memoryview) -> bool:
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=ViewReader(view),
+                ContentLength=len(view),
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if http_status(exc) == 412:
+                return False
+            raise
+        return True
+
+    def _part_size_for(self, expected_size: int | None) -> int:
+        if not expected_size:
+            return self.part_size
+        mib = 1024 * 1024
+        needed = math.ceil(expected_size / MultipartUpload.MAX_PARTS / mib) * mib
+        return max(self.part_size, needed)
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name in RFC 5987 form."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _spool(stream: BinaryIO, spool: Any, limit: int) -> int:
+    view = memoryview(bytearray(READ_SIZE))
+    written = 0
+    while n := fill(stream, view[: min(len(view), limit + 1 - written)]):
+        written += n
+        if written > limit:
+            raise ValueError(f"chunk larger than {limit} bytes")
+        spool.write(view[:n])
+    return written

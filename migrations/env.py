@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import create_engine, pool
 
 import registry.models  # noqa: F401  (registers every table)
 from registry.config import Settings
-from registry.db import Base, make_engine
+from registry.db import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,8 +28,7 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _run(connectable)
         return
-    engine = make_engine(_url())
-    engine.pool = pool.NullPool(engine.pool._creator)  # type: ignore[attr-defined]
+    engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

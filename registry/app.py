@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.engine import Engine
+from werkzeug.routing import PathConverter
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.access.decision import ANONYMOUS
@@ -17,6 +18,13 @@ from registry.access.seam import install_guard
 from registry.config import Settings
 from registry.db import make_engine, make_sessionmaker, utcnow
 from registry.storage import BlobStore, open_blob_store
+
+
+class AnyPathConverter(PathConverter):
+    """Like ``path`` but also matches a leading '/', so absolute paths get a clear 400."""
+
+    regex = ".+?"
+    part_isolating = False
 
 
 @dataclasses.dataclass
@@ -58,6 +66,9 @@ def create_app(
     registry = build_registry(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    # "a//b" must reach the path checks (and be refused), not be redirected to "a/b".
+    app.url_map.merge_slashes = False
+    app.url_map.converters["anypath"] = AnyPathConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.models"]
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.models", "tests.fixtures.repos"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "REGISTRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -132,7 +132,7 @@ def model_revision(namespace: str, name: str, revision: str) -> Response:
 
 
 @bp.get("/api/models/<namespace>/<name>/tree/<revision>")
-@bp.get("/api/models/<namespace>/<name>/tree/<revision>/<path:path>")
+@bp.get("/api/models/<namespace>/<name>/tree/<revision>/<anypath:path>")
 @requires("model:read", deferred=True)
 def list_tree(namespace: str, name: str, revision: str, path: str = "") -> Response:
     model = repos.get_model(g.db, namespace, name)
@@ -190,7 +190,7 @@ def _link_next(response: Response, offset: int) -> None:
     response.headers["Link"] = f'<{url}>; rel="next"'
 
 
-@bp.route("/<namespace>/<name>/resolve/<revision>/<path:path>", methods=["GET", "HEAD"])
+@bp.route("/<namespace>/<name>/resolve/<revision>/<anypath:path>", methods=["GET", "HEAD"])
 @requires("version:download", deferred=True)
 def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
     db = g.db

@@ -41,6 +41,8 @@ PART_SIZE = 8 * 1024 * 1024
 MAX_PUT = 5 * 1024**3  # S3's limit for one PUT: the largest staged chunk
 URL_OPTIONS = {"endpoint", "region", "access_key", "secret_key", "addressing"}
 _PART_NAME = re.compile(r"\d{20}")
+_client_lock = threading.Lock()
+_session: boto3.session.Session | None = None
 
 
 class S3BlobStore:
@@ -77,7 +79,6 @@ class S3BlobStore:
         self._addressing = addressing_style or ("path" if endpoint_url else "auto")
         self._client: Any = None
         self._client_pid = 0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> S3BlobStore:
@@ -228,7 +229,7 @@ class S3BlobStore:
         if offset != staged:
             raise StagingOffsetError(upload_key, offset, staged)
         with tempfile.SpooledTemporaryFile(max_size=self.part_size) as spool:
-            written = _spool(stream, spool, MAX_PUT if length is None else length)
+            written = _spool(stream, spool, length)
             if length is not None and written != length:
                 raise BlobIntegrityError(f"chunk ended after {written} of {length} bytes")
             if written == 0:
@@ -307,16 +308,17 @@ class S3BlobStore:
     @property
     def _s3(self) -> Any:
         # One client per process: a client inherited across gunicorn's fork shares sockets.
-        with self._lock:
+        global _session
+        with _client_lock:
             if self._client is None or self._client_pid != os.getpid():
+                # One boto3 session per process: it caches the parsed service model.
+                _session = _session or boto3.session.Session()
                 access_key, secret_key = self._credentials
-                session = boto3.session.Session(
+                self._client = _session.client(
+                    "s3",
+                    region_name=self.region,
                     aws_access_key_id=access_key,
                     aws_secret_access_key=secret_key,
-                    region_name=self.region,
-                )
-                self._client = session.client(
-                    "s3",
                     endpoint_url=self.endpoint_url,
                     config=Config(
                         signature_version="s3v4",
@@ -464,12 +466,14 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def _spool(stream: BinaryIO, spool: Any, limit: int) -> int:
+def _spool(stream: BinaryIO, spool: Any, length: int | None) -> int:
+    """Copy a chunk into ``spool``: exactly ``length`` bytes at most, or up to ``MAX_PUT``."""
+    limit = MAX_PUT + 1 if length is None else length
     view = memoryview(bytearray(READ_SIZE))
     written = 0
-    while n := fill(stream, view[: min(len(view), limit + 1 - written)]):
+    while n := fill(stream, view[: min(len(view), limit - written)]):
         written += n
-        if written > limit:
-            raise ValueError(f"chunk larger than {limit} bytes")
+        if written > MAX_PUT:
+            raise ValueError(f"chunk larger than {MAX_PUT} bytes, the most one S3 PUT takes")
         spool.write(view[:n])
     return written

@@ -58,17 +58,23 @@ def parse_card(text: str) -> tuple[dict[str, Any], str, list[str]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + first_line}" if mark is not None else ""
-        return {}, body, [f"front matter is not valid YAML{where}: {exc.problem}"]
-    except (yaml.YAMLError, RecursionError) as exc:
-        return {}, body, [f"front matter is not valid YAML: {type(exc).__name__}"]
+        return {}, body, [f"front matter is not valid YAML{where}: {_printable(exc.problem)}"]
+    # PyYAML's safe constructors raise ValueError, KeyError, AttributeError... on crafted
+    # scalars such as "!!int abc" or "2024-13-45"; every one of them is bad input here.
+    except Exception as exc:
+        return {}, body, [f"front matter is not valid YAML: {_printable(str(exc)) or 'error'}"]
     if not isinstance(loaded, dict):
         kind = "empty" if loaded is None else f"a YAML {type(loaded).__name__}"
         return {}, body, [f"front matter is {kind}; it must be a mapping of field: value"]
-    reasons: list[str] = []
-    data = _json_safe(loaded, reasons, [0])
-    if reasons:
-        return {}, body, reasons
+    converter = _JsonConverter()
+    data = converter.convert(loaded)
+    if converter.reasons:
+        return {}, body, converter.reasons
     return data, body, _check_required(data)
+
+
+def _printable(text: str | None, limit: int = 200) -> str:
+    return "".join(c if c.isprintable() else " " for c in (text or ""))[:limit]
 
 
 def _no_front_matter(text: str) -> str:
@@ -85,30 +91,49 @@ def _no_front_matter(text: str) -> str:
     )
 
 
-def _json_safe(value: Any, reasons: list[str], used: list[int]) -> Any:
-    """Copy YAML data into JSON-compatible values, refusing what JSON cannot store."""
-    used[0] += 1 + (len(value) if isinstance(value, str) else 0)
-    if used[0] > MAX_CARD_DATA_UNITS:
-        if not reasons:
-            reasons.append(
-                "front matter expands to too much data (YAML aliases or very large values)"
-            )
-        return None
-    if isinstance(value, dict):
-        return {_key(key): _json_safe(item, reasons, used) for key, item in value.items()}
-    if isinstance(value, set):
-        return [_json_safe(item, reasons, used) for item in sorted(value, key=repr)]
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item, reasons, used) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        reasons.append(f"front matter has a non-finite number ({value}); quote it as text")
-        return None
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        reasons.append("front matter has binary (!!binary) data; use text")
-        return None
-    return value
+class _JsonConverter:
+    """Copies YAML data into JSON-compatible values, refusing what JSON cannot store."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self._used = 0
+        self._open: set[int] = set()  # containers being copied, to catch alias cycles
+
+    def convert(self, value: Any) -> Any:
+        self._used += 1 + (len(value) if isinstance(value, str) else 0)
+        if self._used > MAX_CARD_DATA_UNITS or len(self._open) > 100:
+            self._refuse("front matter expands to too much data (YAML aliases or deep nesting)")
+            return None
+        if isinstance(value, (dict, list, tuple, set)):
+            if id(value) in self._open:
+                self._refuse("front matter contains itself through a YAML alias")
+                return None
+            self._open.add(id(value))
+            try:
+                return self._convert_container(value)
+            finally:
+                self._open.discard(id(value))
+        if isinstance(value, float) and not math.isfinite(value):
+            self._refuse(f"front matter has a non-finite number ({value}); quote it as text")
+            return None
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()
+        if isinstance(value, bytes):
+            self._refuse("front matter has binary (!!binary) data; use text")
+            return None
+        return value
+
+    def _convert_container(
+        self, value: dict[Any, Any] | list[Any] | tuple[Any, ...] | set[Any]
+    ) -> Any:
+        if isinstance(value, dict):
+            return {_key(key): self.convert(item) for key, item in value.items()}
+        items = sorted(value, key=repr) if isinstance(value, set) else value
+        return [self.convert(item) for item in items]
+
+    def _refuse(self, reason: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
 
 
 def _key(key: Any) -> str:

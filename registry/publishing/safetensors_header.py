@@ -114,7 +114,7 @@ def read_header(
         raise SafetensorsHeaderError(
             "file is empty (0 bytes); a .safetensors file starts with an 8-byte header length"
         )
-    prefix = _read_exactly(stream, min(8, file_size))
+    prefix = read_exactly(stream, min(8, file_size))
     foreign = sniff_foreign_format(prefix)
     if foreign:
         raise SafetensorsHeaderError(
@@ -135,7 +135,7 @@ def read_header(
         raise SafetensorsHeaderError(
             f"header length {size} runs past the end of the file ({file_size} bytes)"
         )
-    raw = _read_exactly(stream, size)
+    raw = read_exactly(stream, size)
     if len(raw) < size:
         raise SafetensorsHeaderError(
             f"file is truncated: the header declares {size} bytes but only {len(raw)} follow"
@@ -146,7 +146,8 @@ def read_header(
     return Header(size, data_size, metadata, tensors)
 
 
-def _read_exactly(stream: BinaryIO, count: int) -> bytes:
+def read_exactly(stream: BinaryIO, count: int) -> bytes:
+    """Read ``count`` bytes, or fewer only at the end of the stream (short reads are retried)."""
     chunks: list[bytes] = []
     remaining = count
     while remaining > 0:

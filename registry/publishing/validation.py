@@ -7,6 +7,7 @@ imported here, so the registry server and the client run it without torch or num
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -22,6 +23,7 @@ from registry.publishing.safetensors_header import (
     MAX_HEADER_SIZE,
     SafetensorsHeaderError,
     quote,
+    read_exactly,
     read_header,
     sniff_foreign_format,
 )
@@ -264,7 +266,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _read_all(entry: FileEntry, limit: int) -> tuple[bytes, str | None]:
     try:
         with entry.open() as stream:
-            raw = stream.read(limit + 1)
+            raw = read_exactly(stream, limit + 1)
     except OSError as exc:
         return b"", f"could not be read: {exc.strerror or exc}"
     if len(raw) > limit:
@@ -378,7 +380,9 @@ def validate_version(
     accepted: dict[str, FileEntry] = {}
     for path, entry in entries.items():
         refused = check_path(path) + check_file_kind(path)
-        if entry.size < 0 or (max_file_size is not None and entry.size > max_file_size):
+        if entry.size < 0:
+            refused.append(Problem(path, f"has a negative size ({entry.size})"))
+        elif max_file_size is not None and entry.size > max_file_size:
             refused.append(Problem(path, f"is {entry.size} bytes; the limit is {max_file_size}"))
         problems.extend(refused)
         if not refused:
@@ -430,7 +434,7 @@ def _check_signature(entry: FileEntry, suffix: str) -> list[Problem]:
     """Catch pickles and archives under an innocent name, and images that are not images."""
     try:
         with entry.open() as stream:
-            prefix = stream.read(8)
+            prefix = read_exactly(stream, 8)
     except OSError as exc:
         return [Problem(entry.path, f"could not be read: {exc.strerror or exc}")]
     foreign = sniff_foreign_format(prefix)
@@ -473,26 +477,40 @@ def folder_entries(root: Path) -> tuple[dict[str, FileEntry], list[Problem]]:
             if item.name.startswith("."):
                 continue  # .git, .cache/huggingface, .DS_Store: never part of a version
             path = prefix + item.name
-            info = item.stat(follow_symlinks=False)
+            try:
+                info = item.stat(follow_symlinks=False)
+            except OSError as exc:
+                problems.append(Problem(path, f"could not be read: {exc.strerror}"))
+                continue
             if stat.S_ISLNK(info.st_mode):
                 problems.append(Problem(path, "is a symbolic link; copy the real file in instead"))
             elif stat.S_ISDIR(info.st_mode):
                 pending.append((path + "/", item.path))
             elif stat.S_ISREG(info.st_mode):
-                opener = functools.partial(open, item.path, "rb")
+                opener = functools.partial(_open_regular_file, item.path)
                 entries[path] = FileEntry(path, info.st_size, opener)
             else:
                 problems.append(Problem(path, "is not a regular file (a device, FIFO or socket)"))
     return entries, problems
 
 
+def _open_regular_file(path: str) -> BinaryIO:
+    """Open for reading, refusing a file swapped for a symlink, FIFO or device since the scan."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "no longer a regular file", path)
+    return os.fdopen(fd, "rb")
+
+
 def validate_folder(
     root: Path, *, max_file_size: int | None = None, max_header_size: int = MAX_HEADER_SIZE
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Validate a local diffusers folder as it would be published."""
-    entries, problems = folder_entries(Path(root))
-    if not entries and problems and problems[0].path == "":
-        return {}, problems
+    root = Path(root)
+    if not root.is_dir():
+        return {}, [Problem("", f"{quote(str(root))} is not a folder")]
+    entries, problems = folder_entries(root)
     card_data, found = validate_version(
         entries, max_file_size=max_file_size, max_header_size=max_header_size
     )

@@ -338,6 +338,14 @@ CORPUS = [
         f"{k}: &{k} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
         for p, k in zip("abcdefgh", "bcdefghi", strict=True)) + "---\n"),
      "README.md", "expands to too much data"),
+    ("card-recursive-alias", card("---\na: &a [1, *a]\n---\n"), "README.md",
+     "contains itself through a YAML alias"),
+    ("card-impossible-date", card(CARD.replace("---\n#", "date: 2024-13-45\n---\n#")),
+     "README.md", "month must be in 1..12"),
+    ("card-bad-bool-tag", card(CARD.replace("license: other", "license: !!bool maybe")),
+     "README.md", "not valid YAML"),
+    ("card-python-tag", card(CARD.replace("license: other", "license: !!python/name:os.system")),
+     "README.md", "not valid YAML"),
     ("card-not-utf8", put("README.md", b"---\nlicense: \xff\n---\n"), "README.md", "UTF-8"),
     # diffusers layout
     ("layout-missing-component", edit_json("model_index.json", lambda v: v.update(
@@ -556,6 +564,28 @@ def test_mutated_headers_never_crash_and_are_never_laxer_than_the_reference() ->
     assert accepted > 0
 
 
+def test_mutated_cards_and_configs_never_crash_the_validator() -> None:
+    """Random edits of the card's YAML and of model_index.json give problems, never errors."""
+    tokens = [
+        "!!int ", "!!float ", "!!timestamp ", "!!binary ", "!!set ", "!!omap ", "&a ", "*a",
+        "? ", ": ", "- ", "[", "]", "{", "}", "2024-13-40", "1e999", '"', "'", "\n", "  ",
+        "!!bool ", "<<: ", "|", ">", "#", "\t", "\x00", "null", "---\n",
+    ]  # fmt: skip
+    rng = random.Random(42)
+    base = valid_version()
+    index = base["model_index.json"].decode()
+    for _ in range(400):
+        files = dict(base)
+        text, target = (CARD, "README.md") if rng.random() < 0.5 else (index, "model_index.json")
+        chars = list(text)
+        for _ in range(rng.randint(1, 5)):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice(tokens))
+        files[target] = "".join(chars).encode()
+        card_data, problems = validate_version(entries_of(files))
+        json.dumps(card_data, allow_nan=False)
+        assert all(isinstance(p, Problem) and p.reason.isprintable() for p in problems)
+
+
 def test_check_path_accepts_ordinary_paths() -> None:
     for path in ["README.md", "unet/diffusion_pytorch_model.fp16.safetensors",
                  "samples/épanchement gauche.png", "a" * 255]:  # fmt: skip
@@ -593,6 +623,10 @@ def test_problem_to_dict_and_printable_str() -> None:
 def test_max_file_size_is_enforced() -> None:
     _, problems = validate_version(entries_of(valid_version()), max_file_size=1000)
     assert any(p.path == UNET and "the limit is 1000" in p.reason for p in problems)
+    entries = entries_of(valid_version())
+    entries["notes.txt"] = FileEntry("notes.txt", -1, lambda: io.BytesIO(b""))
+    _, problems = validate_version(entries)
+    assert problems == [Problem("notes.txt", "has a negative size (-1)")]
 
 
 def test_folder_symlinks_and_special_files_are_refused_hidden_files_ignored(tmp_path: Path) -> None:

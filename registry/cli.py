@@ -87,7 +87,9 @@ def check() -> None:
 @click.option("--tier", required=True, help="Access tier, e.g. open or credentialed")
 @click.option("--tag", default=None, help="Tag for the new version, e.g. v1")
 @click.option("--dua", default=None, help="DUA required (defaults to the tier's)")
-def import_folder_command(repo_id: str, path: Path, tier: str, tag: str | None, dua: str | None) -> None:
+def import_folder_command(
+    repo_id: str, path: Path, tier: str, tag: str | None, dua: str | None
+) -> None:
     """Publish a local diffusers folder as a new immutable version of REPO_ID."""
     from registry.app import build_registry
     from registry.db import transaction

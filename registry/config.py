@@ -40,9 +40,7 @@ class Settings:
     session_cookie_secure: bool = True
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from the environment, then apply ``overrides`` (used by tests)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}

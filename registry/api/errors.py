@@ -59,7 +59,9 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(StorageUnavailableError)
     def _storage_down(error: StorageUnavailableError) -> Response:
         app.logger.error("blob storage unavailable: %s", error)
-        unavailable = ServiceUnavailable("The registry's blob storage is unavailable; try again shortly.")
+        unavailable = ServiceUnavailable(
+            "The registry's blob storage is unavailable; try again shortly."
+        )
         return render_error(unavailable.status, unavailable.code, unavailable.message)
 
 

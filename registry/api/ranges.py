@@ -21,7 +21,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         )
     match = _RANGE_RE.match(header)
     if not match or (not match.group(1) and not match.group(2)):
-        raise BadRequest(f"Malformed Range header {header!r}; use e.g. 'bytes=0-1023' or 'bytes=1024-'")
+        raise BadRequest(
+            f"Malformed Range header {header!r}; use e.g. 'bytes=0-1023' or 'bytes=1024-'"
+        )
     first, last = match.group(1), match.group(2)
     if first:
         start = int(first)
@@ -32,7 +34,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         suffix = int(last)
         if suffix == 0:
-            raise RangeNotSatisfiable("A zero-length suffix range selects no bytes", details={"size": size})
+            raise RangeNotSatisfiable(
+                "A zero-length suffix range selects no bytes", details={"size": size}
+            )
         start, end = max(size - suffix, 0), size
     if start >= size:
         raise RangeNotSatisfiable(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.errors import BadRequest, ValidationFailed
@@ -12,9 +14,6 @@ from registry.publishing.publish import publish_version
 from registry.publishing.validation import validate_folder
 from registry.repos import services as repos
 from registry.storage import BlobStore
-
-from sqlalchemy import select
-import datetime as dt
 
 
 def import_folder(

@@ -51,7 +51,9 @@ def get_model(db: Session, namespace: str, name: str) -> Model:
     return model
 
 
-def latest_published(db: Session, model: Model, *, include_withdrawn: bool = False) -> Version | None:
+def latest_published(
+    db: Session, model: Model, *, include_withdrawn: bool = False
+) -> Version | None:
     states = VISIBLE_STATES if include_withdrawn else ("published",)
     return db.scalar(
         select(Version)
@@ -118,9 +120,7 @@ def check_file_path(path: str) -> None:
 
 
 def version_tags(db: Session, version: Version) -> list[str]:
-    return list(
-        db.scalars(select(Tag.name).where(Tag.version_id == version.id).order_by(Tag.name))
-    )
+    return list(db.scalars(select(Tag.name).where(Tag.version_id == version.id).order_by(Tag.name)))
 
 
 def search_models(

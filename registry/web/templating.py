@@ -1,0 +1,62 @@
+"""Jinja filters and globals shared by every page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from flask import Flask, g, url_for
+
+from registry.web.permissions import can, safe_fix_url
+
+UNITS = ("B", "KB", "MB", "GB", "TB")
+
+
+def filesize(size: int | None) -> str:
+    """Decimal units, as file browsers show them (1.2 MB)."""
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in UNITS:
+        if value < 1000 or unit == UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def day(value: dt.date | dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(dt.UTC).date()
+    return value.isoformat()
+
+
+def card_value(value: Any) -> str:
+    """A front-matter value as plain text (lists joined, mappings as compact JSON)."""
+    if isinstance(value, list):
+        return ", ".join(card_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def viewer() -> Any:
+    principal = g.get("principal")
+    return principal.user if principal is not None else None
+
+
+def asset(filename: str) -> str:
+    return url_for("web.static", filename=filename)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(filesize=filesize, when=when, day=day, card_value=card_value)
+    app.jinja_env.globals.update(viewer=viewer, can=can, asset=asset, safe_fix_url=safe_fix_url)

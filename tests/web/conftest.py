@@ -1,0 +1,106 @@
+"""Web UI fixtures: SQLite only, a real headless Chromium, and pages on a live server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("REGISTRY_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The web tests run on SQLite only: they test pages, not database engines."""
+    from registry.db import Base, make_engine
+    from registry.models import AuditHead
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(AuditHead.__table__.insert().values(id=1, seq=0, hash="0" * 64))
+    engine.dispose()
+    yield url
+
+
+def launch_chromium(playwright):  # type: ignore[no-untyped-def]
+    """Headless Debian Chromium (never a downloaded browser build)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """One headless Chromium for the test session."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install it with `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class PageEvents:
+    """What the page did that a user would not see: dialogs and script errors."""
+
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def page_events() -> PageEvents:
+    return PageEvents()
+
+
+@pytest.fixture
+def page(browser, live_server, page_events: PageEvents) -> Iterator:
+    """A fresh browser context (no cookies) on the live server, phone-to-desktop safe."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+
+    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        page_events.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    tab.on("dialog", on_dialog)
+    tab.on("pageerror", lambda error: page_events.errors.append(str(error)))
+    tab.on(
+        "console",
+        lambda msg: page_events.console_errors.append(msg.text) if msg.type == "error" else None,
+    )
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server) -> Iterator:
+    """Open further independent browser sessions (a second user) within one test."""
+    contexts = []
+
+    def open_page():  # type: ignore[no-untyped-def]
+        context = browser.new_context(base_url=live_server.url)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()

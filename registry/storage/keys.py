@@ -15,13 +15,14 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 
+def is_upload_key(name: str) -> bool:
+    """Whether ``name`` is 1-200 of ``[A-Za-z0-9._-]`` and not a dot name (never raises)."""
+    return isinstance(name, str) and bool(_UPLOAD_KEY.fullmatch(name)) and name not in {".", ".."}
+
+
 def check_upload_key(upload_key: str) -> str:
-    """Return ``upload_key`` if it is 1-200 of ``[A-Za-z0-9._-]`` and not a dot name."""
-    if (
-        not isinstance(upload_key, str)
-        or not _UPLOAD_KEY.fullmatch(upload_key)
-        or upload_key in {".", ".."}
-    ):
+    """Return ``upload_key`` if ``is_upload_key`` accepts it, else raise ValueError."""
+    if not is_upload_key(upload_key):
         raise ValueError(
             f"invalid upload key {upload_key!r}: use 1-200 characters of A-Z a-z 0-9 . _ -"
         )

@@ -7,6 +7,7 @@ import fcntl
 import io
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,13 @@ from registry.storage.base import (
     StagingOffsetError,
     StorageUnavailableError,
 )
-from registry.storage.keys import blob_key, check_sha256, check_upload_key, is_sha256
+from registry.storage.keys import (
+    blob_key,
+    check_sha256,
+    check_upload_key,
+    is_sha256,
+    is_upload_key,
+)
 from registry.storage.streams import READ_SIZE, ContentDigest, RangeReader, fill
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -122,8 +129,13 @@ class LocalBlobStore:
         for first in _subdirs(self.root / "sha256"):
             for second in _subdirs(first):
                 for entry in os.scandir(second):
-                    if is_sha256(entry.name) and entry.is_file(follow_symlinks=False):
+                    if not is_sha256(entry.name):
+                        continue
+                    try:
                         st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted while listing
+                    if stat.S_ISREG(st.st_mode):
                         yield entry.name, st.st_size, _utc(st.st_mtime)
 
     def check_health(self) -> None:
@@ -147,6 +159,8 @@ class LocalBlobStore:
         folder = self._stage_dir(upload_key)
         if offset < 0 or (length is not None and length < 0):
             raise ValueError(f"invalid chunk offset {offset} or length {length}")
+        if offset and not folder.exists():
+            raise StagingOffsetError(upload_key, offset, 0)
         with self._disk_errors(), _locked_data(folder, create=True) as fd:
             staged = _read_marker(folder)
             if offset != staged:
@@ -210,12 +224,13 @@ class LocalBlobStore:
     def iter_staging(self) -> Iterator[tuple[str, datetime]]:
         """Yield each staging folder with its newest modification time."""
         for folder in _subdirs(self._staging):
+            if not is_upload_key(folder.name):
+                continue
             try:
-                check_upload_key(folder.name)
                 times = [folder.stat().st_mtime]
                 times += [entry.stat().st_mtime for entry in os.scandir(folder)]
-            except (ValueError, FileNotFoundError):
-                continue
+            except FileNotFoundError:
+                continue  # committed or discarded while listing
             yield folder.name, _utc(max(times))
 
     # Internals

@@ -27,7 +27,13 @@ from registry.storage.base import (
     StagingOffsetError,
     StorageUnavailableError,
 )
-from registry.storage.keys import blob_key, check_sha256, check_upload_key, is_sha256
+from registry.storage.keys import (
+    blob_key,
+    check_sha256,
+    check_upload_key,
+    is_sha256,
+    is_upload_key,
+)
 from registry.storage.s3_parts import (
     MultipartUpload,
     ObjectReader,
@@ -205,7 +211,9 @@ class S3BlobStore:
             return
         except ClientError as exc:
             if http_status(exc) != 404:
-                raise
+                raise StorageUnavailableError(
+                    f"S3 bucket {self.bucket} at {self._where}: {error_code(exc)}"
+                ) from exc
         extra: dict[str, Any] = {}
         if self.region and self.region != "us-east-1":
             extra["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
@@ -269,7 +277,7 @@ class S3BlobStore:
                     f"size mismatch: expected {expected_size} bytes, staged {staged}"
                 )
             keys = [key for key, _ in parts]
-            with ObjectReader(keys, self._get_body, self._errors) as reader:
+            with ObjectReader(keys, self._get_staged_body, self._errors) as reader:
                 info = self._store(reader, expected_sha256, expected_size)
         except BlobIntegrityError:
             self.stage_discard(upload_key)
@@ -294,6 +302,8 @@ class S3BlobStore:
         newest: datetime | None = None
         for obj in self._list(base):
             upload_key = obj["Key"][len(base) :].split("/", 1)[0]
+            if not is_upload_key(upload_key):
+                continue  # not ours: stage_discard would refuse the name anyway
             if upload_key != current:
                 if current is not None and newest is not None:
                     yield current, newest
@@ -358,6 +368,14 @@ class S3BlobStore:
 
     def _get_body(self, key: str) -> Any:
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+    def _get_staged_body(self, key: str) -> Any:
+        try:
+            return self._get_body(key)
+        except ClientError as exc:
+            if http_status(exc) == 404:
+                raise BlobIntegrityError(f"staged chunk {key} vanished while committing") from exc
+            raise
 
     def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
         with self._errors("listing objects"):

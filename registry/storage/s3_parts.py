@@ -63,7 +63,8 @@ def backend_errors(where: str, doing: str) -> Iterator[None]:
             f"S3 endpoint {where} unreachable while {doing}: {exc}"
         ) from exc
     except ClientError as exc:
-        if http_status(exc) >= 500 or error_code(exc) in _BACKEND_CODES:
+        status = http_status(exc)
+        if status >= 500 or status == 403 or error_code(exc) in _BACKEND_CODES:
             raise StorageUnavailableError(
                 f"S3 endpoint {where} failed while {doing}: {error_code(exc)} "
                 f"(HTTP {http_status(exc)})"

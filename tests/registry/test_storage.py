@@ -278,7 +278,7 @@ def test_health_check_passes(store: BlobStore) -> None:
 
 
 def test_staged_chunks_commit_into_a_blob(store: BlobStore, backend) -> None:
-    data = os.urandom(6 * MiB + 3)
+    data = os.urandom(9 * MiB + 3)  # more than one S3 multipart part
     chunks = [data[: 2 * MiB], data[2 * MiB : 5 * MiB], data[5 * MiB :]]
     offset = 0
     for chunk in chunks[:2]:
@@ -290,6 +290,9 @@ def test_staged_chunks_commit_into_a_blob(store: BlobStore, backend) -> None:
     assert restarted.staged_size("never-started") == 0
     with pytest.raises(StagingOffsetError, match=f"expected offset {5 * MiB}"):
         restarted.stage_write("upload-1", 2 * MiB, io.BytesIO(chunks[2]))
+    with pytest.raises(StagingOffsetError, match="expected offset 0"):
+        restarted.stage_write("never-started", 5, io.BytesIO(b"late chunk"))
+    assert not any("never-started" in key for key in backend.listing())
     assert restarted.stage_write("upload-1", offset, io.BytesIO(chunks[2])) == len(data)
 
     info = restarted.stage_commit("upload-1", expected_sha256=sha(data), expected_size=len(data))
@@ -466,7 +469,6 @@ def test_invalid_upload_key_is_refused(store: BlobStore, backend, bad: str) -> N
 # Memory
 
 
-@pytest.mark.slow
 def test_memory_does_not_grow_with_file_size(store: BlobStore) -> None:
     total = 256 * MiB
     expected = pattern_sha(total)
@@ -479,6 +481,27 @@ def test_memory_does_not_grow_with_file_size(store: BlobStore) -> None:
         tracemalloc.stop()
     assert (info.sha256, info.size) == (expected, total)
     assert peak < 20 * MiB, f"peak {peak / MiB:.1f} MiB while storing {total // MiB} MiB"
+
+
+def test_staging_memory_does_not_grow_with_chunk_size(store: BlobStore) -> None:
+    chunk = 48 * MiB
+    digest = hashlib.sha256()
+    for _ in range(2):
+        for block in pattern(chunk):
+            digest.update(block)
+    store.check_health()
+    tracemalloc.start()
+    try:
+        store.stage_write("big", 0, GeneratedStream(pattern(chunk)))
+        store.stage_write("big", chunk, GeneratedStream(pattern(chunk)), chunk)
+        info = store.stage_commit(
+            "big", expected_sha256=digest.hexdigest(), expected_size=2 * chunk
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.size == 2 * chunk
+    assert peak < 20 * MiB, f"peak {peak / MiB:.1f} MiB while staging two {chunk // MiB} MiB chunks"
 
 
 # Local only
@@ -597,6 +620,7 @@ def test_closed_port_raises_unavailable(aws_env: None, tmp_path: Path) -> None:
 def test_open_blob_store_by_url(tmp_path: Path) -> None:
     default = open_blob_store("", instance_path=tmp_path)
     assert isinstance(default, LocalBlobStore) and default.root == tmp_path / "blobs"
+    assert isinstance(default, BlobStore)
     relative = open_blob_store("file:data/blobs", instance_path=tmp_path)
     assert isinstance(relative, LocalBlobStore) and relative.root == tmp_path / "data" / "blobs"
     absolute = open_blob_store("file:///srv/blobs", instance_path=tmp_path)
@@ -607,7 +631,7 @@ def test_open_blob_store_by_url(tmp_path: Path) -> None:
         "&access_key=AK&secret_key=a%2Bb/c+d",
         instance_path=tmp_path,
     )
-    assert isinstance(s3, S3BlobStore)
+    assert isinstance(s3, S3BlobStore) and isinstance(s3, BlobStore)
     assert (s3.bucket, s3.prefix, s3.endpoint_url, s3.region) == (
         "models",
         "cxr/v1",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -35,16 +35,18 @@ from registry.storage.keys import (
     is_upload_key,
 )
 from registry.storage.s3_parts import (
+    MAX_PUT,
     MultipartUpload,
     ObjectReader,
     backend_errors,
+    content_disposition,
     error_code,
     http_status,
+    spool_chunk,
 )
 from registry.storage.streams import READ_SIZE, ContentDigest, ViewReader, fill
 
 PART_SIZE = 8 * 1024 * 1024
-MAX_PUT = 5 * 1024**3  # S3's limit for one PUT: the largest staged chunk
 URL_OPTIONS = {"endpoint", "region", "access_key", "secret_key", "addressing"}
 _PART_NAME = re.compile(r"\d{20}")
 _client_lock = threading.Lock()
@@ -237,7 +239,7 @@ class S3BlobStore:
         if offset != staged:
             raise StagingOffsetError(upload_key, offset, staged)
         with tempfile.SpooledTemporaryFile(max_size=self.part_size) as spool:
-            written = _spool(stream, spool, length)
+            written = spool_chunk(stream, spool, length)
             if length is not None and written != length:
                 raise BlobIntegrityError(f"chunk ended after {written} of {length} bytes")
             if written == 0:
@@ -475,23 +477,3 @@ class S3BlobStore:
         mib = 1024 * 1024
         needed = math.ceil(expected_size / MultipartUpload.MAX_PARTS / mib) * mib
         return max(self.part_size, needed)
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact name in RFC 5987 form."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1] or "download"
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-def _spool(stream: BinaryIO, spool: Any, length: int | None) -> int:
-    """Copy a chunk into ``spool``: exactly ``length`` bytes at most, or up to ``MAX_PUT``."""
-    limit = MAX_PUT + 1 if length is None else length
-    view = memoryview(bytearray(READ_SIZE))
-    written = 0
-    while n := fill(stream, view[: min(len(view), limit - written)]):
-        written += n
-        if written > MAX_PUT:
-            raise ValueError(f"chunk larger than {MAX_PUT} bytes, the most one S3 PUT takes")
-        spool.write(view[:n])
-    return written

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -19,9 +22,11 @@ from botocore.exceptions import (
 )
 
 from registry.storage.base import StorageUnavailableError
-from registry.storage.streams import ViewReader
+from registry.storage.streams import READ_SIZE, ViewReader, fill
 
 log = logging.getLogger(__name__)
+
+MAX_PUT = 5 * 1024**3  # S3's limit for one PUT: the largest staged chunk
 
 _UNREACHABLE = (
     ConnectionError,
@@ -182,3 +187,30 @@ class ObjectReader(io.RawIOBase):
             self._body.close()
             self._body = None
         super().close()
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name in RFC 5987 form."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def spool_chunk(stream: BinaryIO, spool: BinaryIO, length: int | None) -> int:
+    """Copy a chunk into a local ``spool``: ``length`` bytes at most, or up to ``MAX_PUT``."""
+    limit = MAX_PUT + 1 if length is None else length
+    view = memoryview(bytearray(READ_SIZE))
+    written = 0
+    while n := fill(stream, view[: min(len(view), limit - written)]):
+        written += n
+        if written > MAX_PUT:
+            raise ValueError(f"chunk larger than {MAX_PUT} bytes, the most one S3 PUT takes")
+        try:
+            spool.write(view[:n])
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageUnavailableError(
+                    f"disk full under {tempfile.gettempdir()} while spooling a chunk for S3"
+                ) from exc
+            raise
+    return written

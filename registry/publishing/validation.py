@@ -7,6 +7,7 @@ imported here, so the registry server and the client run it without torch or num
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -14,7 +15,6 @@ import os
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -77,7 +77,7 @@ _CONFIG_NAMES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Problem:
     """One reason a version cannot be accepted; ``path`` is "" for version-wide problems."""
 
@@ -92,7 +92,7 @@ class Problem:
         return f"{quote(self.path, 200) if self.path else '(version)'}: {self.reason}"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FileEntry:
     """A file of a version: its path, size and a way to open its bytes from the start."""
 
@@ -229,7 +229,7 @@ def check_layout(entries: Mapping[str, FileEntry]) -> list[Problem]:
             continue
         if value == [None, None]:
             continue
-        problems.extend(_check_component(name, value, entries, documents))
+        problems.extend(_check_component(name, value, entries))
     problems.extend(_check_shard_indexes(entries, documents))
     return problems
 
@@ -283,7 +283,7 @@ def _looks_like_component(value: Any) -> bool:
 
 
 def _check_component(
-    name: str, value: list[Any], entries: Mapping[str, FileEntry], documents: Mapping[str, Any]
+    name: str, value: list[Any], entries: Mapping[str, FileEntry]
 ) -> list[Problem]:
     library, class_name = value
     where = "model_index.json"
@@ -379,6 +379,8 @@ def validate_version(
     problems: list[Problem] = []
     accepted: dict[str, FileEntry] = {}
     for path, entry in entries.items():
+        if entry.path != path:  # the mapping's key is the path that gets published
+            entry = dataclasses.replace(entry, path=path)
         refused = check_path(path) + check_file_kind(path)
         if entry.size < 0:
             refused.append(Problem(path, f"has a negative size ({entry.size})"))

@@ -22,7 +22,13 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from registry.publishing import (
+from registry.publishing.safetensors_header import (
+    SafetensorsHeaderError,
+    read_header,
+)
+from registry.publishing.validation import (
+    CODE_SUFFIXES,
+    PICKLE_SUFFIXES,
     REQUIRED_CARD_FIELDS,
     FileEntry,
     Problem,
@@ -33,11 +39,6 @@ from registry.publishing import (
     validate_folder,
     validate_version,
 )
-from registry.publishing.safetensors_header import (
-    SafetensorsHeaderError,
-    read_header,
-)
-from registry.publishing.validation import CODE_SUFFIXES, PICKLE_SUFFIXES
 
 UNET = "unet/diffusion_pytorch_model.safetensors"
 CARD = """---
@@ -667,7 +668,7 @@ def test_the_validator_imports_without_torch_numpy_or_safetensors(tmp_path: Path
         "import sys\n"
         "for name in ('torch', 'numpy', 'safetensors'):\n"
         "    sys.modules[name] = None\n"
-        "from registry.publishing import validate_folder\n"
+        "from registry.publishing.validation import validate_folder\n"
         f"card, problems = validate_folder(__import__('pathlib').Path({str(tmp_path)!r}))\n"
         "assert problems == [], problems\n"
         "print(card['license'])\n"

@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.engine import Engine
-from werkzeug.routing import PathConverter
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.routing import PathConverter
 
 from registry.access.decision import ANONYMOUS
 from registry.access.engine import PolicyEngine
@@ -74,6 +74,7 @@ def create_app(
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
         MAX_CONTENT_LENGTH=None,
         JSON_SORT_KEYS=False,
     )
@@ -102,6 +103,9 @@ def create_app(
     app.register_blueprint(v1_bp)
     app.register_blueprint(hf_bp)
     _register_optional_blueprints(app)
+    from registry.ratelimit import init_limiter
+
+    init_limiter(app, settings)  # after every blueprint: it wraps the @rate_limited views
     return app
 
 

@@ -35,7 +35,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     settings = load_settings()
     from registry.app import create_app
 
-    app = create_app(settings=settings)
+    try:
+        app = create_app(settings=settings)
+    except ConfigError as error:  # e.g. a malformed policy file: say which and why
+        raise click.ClickException(str(error)) from None
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -122,6 +125,13 @@ def seed_demo_command() -> None:
     from registry.demo import seed_demo
 
     click.echo(seed_demo(load_settings()))
+
+
+from registry.accounts.commands import create_admin  # noqa: E402
+from registry.audit.commands import audit  # noqa: E402
+
+main.add_command(create_admin)
+main.add_command(audit)
 
 
 def run() -> None:  # pragma: no cover - console entry

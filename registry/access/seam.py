@@ -62,7 +62,10 @@ def authorize(resource: Any, *, action: str | None = None) -> Decision:
 
 def denial(principal: Principal, action: str, decision: Decision) -> Exception:
     """The exception that tells the user what is missing (401 when not logged in)."""
-    message = decision.message or f"You may not perform {action}."
+    from registry.app import current_registry
+
+    base_url = current_registry().settings.public_url
+    message = decision.render(base_url) or f"You may not perform {action}."
     details = {"missing": [m.to_dict() for m in decision.missing], "action": action}
     if action.startswith(("model:", "version:")) and action.split(":")[1].startswith(
         ("read", "download", "list")

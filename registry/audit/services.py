@@ -142,4 +142,5 @@ def _iter_events(db: Session, batch: int) -> Iterator[AuditEvent]:
             return
         yield from rows
         last = rows[-1].seq
-        db.expunge_all()
+        for row in rows:  # keep memory flat without touching the caller's other objects
+            db.expunge(row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.db import Base, UTCDateTime, utcnow
@@ -35,6 +35,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped on logout and password change: session cookies carry it and die when it moves.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     membership: Mapped[Membership | None] = relationship(back_populates="user", uselist=False)
 

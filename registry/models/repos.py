@@ -128,6 +128,8 @@ class AccessRequest(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     model: Mapped[Model] = relationship()
     user: Mapped[User] = relationship(foreign_keys=[user_id])

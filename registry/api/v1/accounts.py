@@ -1,3 +1,365 @@
-"""Routes: accounts (filled in by its part of the registry)."""
+"""Accounts API: register, login/logout, me, password, tokens, institutions and users."""
 
-from registry.api.v1 import bp  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, jsonify, request
+
+from registry.access.seam import authorize, current_principal, requires
+from registry.accounts import institutions, services, sessions, tokens
+from registry.api.openapi import document
+from registry.api.requests import int_arg, request_info
+from registry.api.v1 import bp
+from registry.app import current_registry
+from registry.credentials import applications, duas, trainings
+from registry.errors import BadRequest, NotFound, Unauthorized
+from registry.models import ApiToken, Membership, User
+from registry.ratelimit import rate_limited
+
+OBJECT: dict[str, Any] = {"type": "object"}
+USER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "email": {"type": "string"},
+        "display_name": {"type": "string"},
+        "is_registry_admin": {"type": "boolean"},
+        "institution": {"type": ["object", "null"]},
+    },
+}
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON object body (400 with a clear message otherwise)."""
+    if not request.is_json:
+        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def user_dict(user: User) -> dict[str, Any]:
+    membership = user.membership
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "is_registry_admin": user.is_registry_admin,
+        "is_active": user.is_active,
+        "created_at": iso(user.created_at),
+        "terms_accepted_at": iso(user.terms_accepted_at),
+        "institution": membership_dict(membership) if membership is not None else None,
+    }
+
+
+def membership_dict(membership: Membership) -> dict[str, Any]:
+    return {
+        "slug": membership.institution.slug,
+        "name": membership.institution.name,
+        "role": membership.role,
+        "user_id": membership.user_id,
+    }
+
+
+def token_dict(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "scope": token.scope,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
+def _user() -> User:
+    user = current_principal().user
+    if user is None:  # the seam has already refused anonymous callers
+        raise Unauthorized("Log in first.")
+    return user
+
+
+@bp.post("/register")
+@requires("account:register")
+@rate_limited("register")
+@document("Create an account", body=OBJECT, response=USER_SCHEMA, status=201)
+def register() -> tuple[Response, int]:
+    body = json_object()
+    registry = current_registry()
+    user = services.register_user(
+        g.db,
+        email=body.get("email", ""),
+        password=body.get("password", ""),
+        display_name=body.get("display_name", ""),
+        accept_terms=body.get("accept_terms", False),
+        now=registry.now(),
+        request_info=request_info(),
+    )
+    return jsonify(user_dict(user)), 201
+
+
+@bp.post("/login")
+@requires("account:login")
+@rate_limited("login")
+@document(
+    "Log in with email and password (sets the session cookie)", body=OBJECT, response=USER_SCHEMA
+)
+def login() -> Response:
+    body = json_object()
+    now = current_registry().now()
+    user = services.authenticate(
+        g.db, body.get("email", ""), body.get("password", ""), now=now, request_info=request_info()
+    )
+    sessions.login_session(user, now=now)
+    return jsonify(user_dict(user))
+
+
+@bp.post("/logout")
+@requires("account:write")
+@document("Log out: ends every web session of this account", status=204)
+def logout() -> tuple[str, int]:
+    services.end_sessions(g.db, _user(), now=current_registry().now(), request_info=request_info())
+    sessions.logout_session()
+    return "", 204
+
+
+@bp.get("/me")
+@requires("account:read")
+@document("The current user, their credentials and what each tier still needs", response=OBJECT)
+def me() -> Response:
+    from registry.api.v1.credentials import application_dict, training_dict
+
+    user = _user()
+    registry = current_registry()
+    status = registry.policy.tier_status(current_principal(), db=g.db, now=registry.now())
+    data = user_dict(user)
+    data["credential_applications"] = [
+        application_dict(a) for a in applications.list_applications(g.db, user=user)
+    ]
+    data["credentialed"] = any(a["status"] == "accepted" for a in data["credential_applications"])
+    data["trainings"] = [training_dict(t) for t in trainings.list_trainings(g.db, user=user)]
+    data["dua_signatures"] = [
+        {"dua": s.dua, "signed_at": iso(s.signed_at), "text_sha256": s.text_sha256}
+        for s in duas.signatures(g.db, user)
+    ]
+    data["tiers"] = {
+        tier: {"eligible": not missing, "missing": [m.to_dict() for m in missing]}
+        for tier, missing in status.items()
+    }
+    principal = current_principal()
+    data["auth"] = (
+        {"type": "token", **token_dict(principal.token)} if principal.token else {"type": "session"}
+    )
+    return jsonify(data)
+
+
+@bp.post("/me/password")
+@requires("account:write")
+@document("Change your password (ends your other web sessions)", body=OBJECT, status=204)
+def change_password() -> tuple[str, int]:
+    body = json_object()
+    now = current_registry().now()
+    user = services.change_password(
+        g.db,
+        _user(),
+        current_password=body.get("current_password", ""),
+        new_password=body.get("new_password", ""),
+        now=now,
+        request_info=request_info(),
+    )
+    if current_principal().token is None:
+        sessions.login_session(user, now=now)  # keep this browser logged in
+    return "", 204
+
+
+@bp.post("/me/terms")
+@requires("account:write")
+@document("Accept the registry's terms of use", response=USER_SCHEMA)
+def accept_terms() -> Response:
+    user = services.accept_terms(
+        g.db, _user(), now=current_registry().now(), request_info=request_info()
+    )
+    return jsonify(user_dict(user))
+
+
+@bp.get("/tokens")
+@requires("account:read")
+@document("Your API tokens (never their secrets)", response={"type": "array"})
+def list_tokens() -> Response:
+    return jsonify([token_dict(t) for t in tokens.list_tokens(g.db, _user())])
+
+
+@bp.post("/tokens")
+@requires("token:create")
+@rate_limited("token")
+@document(
+    "Create an API token; the response shows the secret once",
+    body={
+        "type": "object",
+        "required": ["name", "scope"],
+        "properties": {
+            "name": {"type": "string"},
+            "scope": {"enum": ["read", "write", "admin"]},
+            "expires_in_days": {"type": "integer"},
+        },
+    },
+    response=OBJECT,
+    status=201,
+)
+def create_token() -> tuple[Response, int]:
+    body = json_object()
+    registry = current_registry()
+    token, plaintext = tokens.create_token(
+        g.db,
+        _user(),
+        name=body.get("name", ""),
+        scope=body.get("scope", ""),
+        expires_in_days=body.get("expires_in_days"),
+        default_days=registry.settings.token_default_days,
+        max_days=registry.settings.token_max_days,
+        now=registry.now(),
+        request_info=request_info(),
+    )
+    data = token_dict(token)
+    data["token"] = plaintext
+    data["note"] = "Copy the token now: it is shown only once."
+    return jsonify(data), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+@requires("token:revoke", deferred=True)
+@document("Revoke an API token at once", response=OBJECT)
+def revoke_token(token_id: int) -> Response:
+    token = g.db.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"No API token {token_id}.")
+    authorize(token)
+    tokens.revoke_token(
+        g.db, token, actor=_user(), now=current_registry().now(), request_info=request_info()
+    )
+    return jsonify(token_dict(token))
+
+
+@bp.get("/institutions")
+@requires("public")
+@document("Institutions (their slugs are model namespaces)", response={"type": "array"})
+def list_institutions() -> Response:
+    return jsonify(
+        [
+            {"slug": i.slug, "name": i.name, "created_at": iso(i.created_at)}
+            for i in institutions.list_institutions(g.db)
+        ]
+    )
+
+
+@bp.post("/institutions")
+@requires("admin:manage")
+@document("Create an institution (registry admins)", body=OBJECT, response=OBJECT, status=201)
+def create_institution() -> tuple[Response, int]:
+    body = json_object()
+    institution = institutions.create_institution(
+        g.db,
+        slug=body.get("slug", ""),
+        name=body.get("name", ""),
+        actor=_user(),
+        now=current_registry().now(),
+        request_info=request_info(),
+    )
+    return jsonify({"slug": institution.slug, "name": institution.name}), 201
+
+
+@bp.get("/institutions/<slug>/members")
+@requires("institution:manage", deferred=True)
+@document("Members of an institution and their roles", response={"type": "array"})
+def list_members(slug: str) -> Response:
+    institution = institutions.get_institution(g.db, slug)
+    authorize(institution)
+    return jsonify(
+        [
+            {**membership_dict(m), "email": m.user.email}
+            for m in institutions.list_members(g.db, institution)
+        ]
+    )
+
+
+@bp.put("/institutions/<slug>/members/<user_ref>")
+@requires("institution:manage", deferred=True)
+@document("Add a user to an institution or change their role", body=OBJECT, response=OBJECT)
+def set_member(slug: str, user_ref: str) -> Response:
+    institution = institutions.get_institution(g.db, slug)
+    authorize(institution)
+    body = json_object()
+    user = institutions.get_user(g.db, user_ref)
+    membership = institutions.set_membership(
+        g.db,
+        institution,
+        user,
+        role=body.get("role", ""),
+        actor=_user(),
+        now=current_registry().now(),
+        request_info=request_info(),
+    )
+    return jsonify({**membership_dict(membership), "email": user.email})
+
+
+@bp.delete("/institutions/<slug>/members/<user_ref>")
+@requires("institution:manage", deferred=True)
+@document("Remove a user from an institution", status=204)
+def remove_member(slug: str, user_ref: str) -> tuple[str, int]:
+    institution = institutions.get_institution(g.db, slug)
+    authorize(institution)
+    user = institutions.get_user(g.db, user_ref)
+    institutions.remove_membership(
+        g.db,
+        institution,
+        user,
+        actor=_user(),
+        now=current_registry().now(),
+        request_info=request_info(),
+    )
+    return "", 204
+
+
+@bp.get("/users")
+@requires("admin:manage")
+@document(
+    "Find users (registry admins)", response={"type": "array"}, query={"q": {"type": "string"}}
+)
+def list_users() -> Response:
+    limit = int_arg("limit", 100, minimum=1, maximum=1000)
+    offset = int_arg("offset", 0, minimum=0, maximum=10**9)
+    users = institutions.search_users(g.db, request.args.get("q", ""), limit=limit, offset=offset)
+    return jsonify([user_dict(u) for u in users])
+
+
+@bp.patch("/users/<int:user_id>")
+@requires("admin:manage")
+@document("Grant or remove registry-admin; enable or disable an account", body=OBJECT)
+def update_user(user_id: int) -> Response:
+    body = json_object()
+    user = g.db.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}.")
+    flags = {}
+    for key in ("is_registry_admin", "is_active"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise BadRequest(f"{key} must be true or false")
+            flags[key] = body[key]
+    institutions.update_user(
+        g.db,
+        user,
+        actor=_user(),
+        now=current_registry().now(),
+        request_info=request_info(),
+        **flags,
+    )
+    return jsonify(user_dict(user))

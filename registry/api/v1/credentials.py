@@ -1,3 +1,281 @@
-"""Routes: credentials (filled in by its part of the registry)."""
+"""Credentials API: applications, trainings (with certificates) and DUA signatures."""
 
-from registry.api.v1 import bp  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, jsonify, request
+
+from registry.access.seam import authorize, current_principal, requires
+from registry.api.openapi import document
+from registry.api.requests import request_info
+from registry.api.v1 import bp
+from registry.api.v1.accounts import OBJECT, iso, json_object
+from registry.app import current_registry
+from registry.credentials import applications, duas, trainings
+from registry.errors import BadRequest, NotFound, Unauthorized
+from registry.models import CredentialApplication, Training, User
+
+LIST: dict[str, Any] = {"type": "array"}
+STATUS_QUERY = {"status": {"type": "string"}}
+
+
+def _user() -> User:
+    user = current_principal().user
+    if user is None:
+        raise Unauthorized("Log in first.")
+    return user
+
+
+def application_dict(application: CredentialApplication) -> dict[str, Any]:
+    return {
+        "id": application.id,
+        "user": application.user.email,
+        "full_name": application.full_name,
+        "affiliation": application.affiliation,
+        "job_title": application.job_title,
+        "reference_name": application.reference_name,
+        "reference_email": application.reference_email,
+        "research_summary": application.research_summary,
+        "status": application.status,
+        "reason": application.reason,
+        "created_at": iso(application.created_at),
+        "decided_at": iso(application.decided_at),
+    }
+
+
+def training_dict(training: Training) -> dict[str, Any]:
+    return {
+        "id": training.id,
+        "user": training.user.email,
+        "kind": training.kind,
+        "status": training.status,
+        "reason": training.reason,
+        "completed_on": training.completed_on.isoformat() if training.completed_on else None,
+        "verification_url": training.verification_url,
+        "certificate": (
+            {
+                "filename": training.certificate_filename,
+                "content_type": training.certificate_content_type,
+                "sha256": training.certificate_sha256,
+                "url": f"/api/v1/trainings/{training.id}/certificate",
+            }
+            if training.certificate_sha256
+            else None
+        ),
+        "valid_until": iso(training.valid_until),
+        "created_at": iso(training.created_at),
+        "reviewed_at": iso(training.reviewed_at),
+    }
+
+
+@bp.post("/credentials")
+@requires("credential:apply")
+@document("Apply to become a credentialed researcher", body=OBJECT, response=OBJECT, status=201)
+def apply_credential() -> tuple[Response, int]:
+    application = applications.apply(
+        g.db, _user(), json_object(), now=current_registry().now(), request_info=request_info()
+    )
+    return jsonify(application_dict(application)), 201
+
+
+@bp.get("/credentials")
+@requires("account:read")
+@document("Your credential applications", response=LIST)
+def my_credentials() -> Response:
+    return jsonify(
+        [application_dict(a) for a in applications.list_applications(g.db, user=_user())]
+    )
+
+
+@bp.get("/credentials/review")
+@requires("credential:review")
+@document("Credential applications to review (registry admins)", response=LIST, query=STATUS_QUERY)
+def credential_queue() -> Response:
+    rows = applications.list_applications(g.db, status=request.args.get("status") or None)
+    return jsonify([application_dict(a) for a in rows])
+
+
+@bp.post("/credentials/<int:application_id>/decision")
+@requires("credential:review")
+@document(
+    "Accept, reject (with a reason) or revoke (with a reason) an application",
+    body={
+        "type": "object",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"enum": ["accept", "reject", "revoke"]},
+            "reason": {"type": "string"},
+        },
+    },
+    response=OBJECT,
+)
+def decide_credential(application_id: int) -> Response:
+    body = json_object()
+    application = applications.decide(
+        g.db,
+        applications.get_application(g.db, application_id),
+        decision=body.get("decision", ""),
+        reason=body.get("reason", ""),
+        actor=_user(),
+        now=current_registry().now(),
+        request_info=request_info(),
+    )
+    return jsonify(application_dict(application))
+
+
+@bp.post("/trainings")
+@requires("training:submit")
+@document(
+    "Submit a training: multipart with a 'certificate' file (PDF/PNG/JPEG), or JSON with "
+    "a verification_url; both with 'kind' and 'completed_on'",
+    body=OBJECT,
+    response=OBJECT,
+    status=201,
+)
+def submit_training() -> tuple[Response, int]:
+    registry = current_registry()
+    if request.mimetype == "multipart/form-data":
+        form: dict[str, Any] = request.form.to_dict()
+        upload = request.files.get("certificate")
+        if upload is None:
+            raise BadRequest("Attach the certificate as the multipart field 'certificate'.")
+        stream, filename = upload.stream, upload.filename or ""
+    else:
+        form, stream, filename = json_object(), None, ""
+    kind = str(form.get("kind") or "")
+    training = trainings.submit(
+        g.db,
+        registry.blobs,
+        _user(),
+        registry.policy.training(kind),
+        kind=kind,
+        completed_on=form.get("completed_on"),
+        verification_url=form.get("verification_url"),
+        certificate=stream,
+        filename=filename,
+        now=registry.now(),
+        request_info=request_info(),
+    )
+    return jsonify(training_dict(training)), 201
+
+
+@bp.get("/trainings")
+@requires("account:read")
+@document("Your trainings", response=LIST)
+def my_trainings() -> Response:
+    return jsonify([training_dict(t) for t in trainings.list_trainings(g.db, user=_user())])
+
+
+@bp.get("/trainings/review")
+@requires("training:review")
+@document("Trainings to review (registry admins)", response=LIST, query=STATUS_QUERY)
+def training_queue() -> Response:
+    rows = trainings.list_trainings(g.db, status=request.args.get("status") or None)
+    return jsonify([training_dict(t) for t in rows])
+
+
+@bp.post("/trainings/<int:training_id>/decision")
+@requires("training:review")
+@document(
+    "Accept (valid_until follows the policy) or reject (with a reason) a training",
+    body=OBJECT,
+    response=OBJECT,
+)
+def review_training(training_id: int) -> Response:
+    body = json_object()
+    registry = current_registry()
+    training = trainings.get_training(g.db, training_id)
+    training = trainings.review(
+        g.db,
+        training,
+        registry.policy.training(training.kind),
+        decision=body.get("decision", ""),
+        reason=body.get("reason", ""),
+        actor=_user(),
+        now=registry.now(),
+        request_info=request_info(),
+    )
+    return jsonify(training_dict(training))
+
+
+@bp.get("/trainings/<int:training_id>/certificate")
+@requires("training:read", deferred=True)
+@document("Download a training certificate (its owner and registry admins)")
+def training_certificate(training_id: int) -> Response:
+    training = trainings.get_training(g.db, training_id)
+    authorize(training)
+    if not training.certificate_sha256:
+        raise NotFound(f"Training {training_id} has no certificate file (it has a URL).")
+    blob = current_registry().blobs.open(training.certificate_sha256)
+    data = blob.read()
+    blob.close()
+    response = Response(
+        data, mimetype=training.certificate_content_type or "application/octet-stream"
+    )
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="training-{training.id}-certificate"'
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def dua_dict(dua: Any, *, text: bool) -> dict[str, Any]:
+    data = {"id": dua.id, "title": dua.title, "url": dua.url, "sha256": dua.sha256}
+    if text:
+        data["text"] = dua.text
+    return data
+
+
+@bp.get("/duas")
+@requires("public")
+@document("Data use agreements known to the registry", response=LIST)
+def list_duas() -> Response:
+    return jsonify([dua_dict(d, text=False) for d in current_registry().policy.duas()])
+
+
+@bp.get("/duas/<dua_id>")
+@requires("public")
+@document("A DUA's text and its sha256", response=OBJECT)
+def get_dua(dua_id: str) -> Response:
+    dua = current_registry().policy.dua(dua_id)
+    if dua is None:
+        raise NotFound(f"No DUA {dua_id!r}; list them at /api/v1/duas.")
+    return jsonify(dua_dict(dua, text=True))
+
+
+@bp.post("/duas/<dua_id>/signatures")
+@requires("dua:sign")
+@document(
+    "Sign a DUA with your typed full name (optionally assert the text_sha256 you read)",
+    body={
+        "type": "object",
+        "required": ["full_name"],
+        "properties": {"full_name": {"type": "string"}, "text_sha256": {"type": "string"}},
+    },
+    response=OBJECT,
+    status=201,
+)
+def sign_dua(dua_id: str) -> tuple[Response, int]:
+    registry = current_registry()
+    dua = registry.policy.dua(dua_id)
+    if dua is None:
+        raise NotFound(f"No DUA {dua_id!r}; list them at /api/v1/duas.")
+    body = json_object()
+    signature, created = duas.sign(
+        g.db,
+        _user(),
+        dua,
+        full_name=body.get("full_name", ""),
+        text_sha256=body.get("text_sha256"),
+        now=registry.now(),
+        request_info=request_info(),
+    )
+    data = {
+        "dua": signature.dua,
+        "full_name": signature.full_name,
+        "signed_at": iso(signature.signed_at),
+        "text_sha256": signature.text_sha256,
+    }
+    return jsonify(data), 201 if created else 200

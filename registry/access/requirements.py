@@ -1,0 +1,192 @@
+"""Checking a tier's requirements for one user and one model against the database.
+
+Each check answers ``None`` (met) or a ``Missing`` that says what is wrong and where to
+fix it. Nothing is cached: every call reads the current rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.access import fixes
+from registry.access.decision import Missing
+from registry.access.policy import PolicySet, TierSpec
+from registry.models import (
+    AccessRequest,
+    CredentialApplication,
+    DuaSignature,
+    Model,
+    Training,
+    User,
+)
+
+
+def _day(value: dt.datetime | dt.date | None) -> str:
+    return value.strftime("%Y-%m-%d") if value is not None else "an unknown date"
+
+
+def model_dua(policies: PolicySet, model: Model) -> str | None:
+    """The DUA a model requires: its own, else its tier's."""
+    if model.dua:
+        return model.dua
+    tier = policies.tiers.get(model.tier)
+    return tier.dua if tier is not None else None
+
+
+def describe(policies: PolicySet, requirement: str, model: Model) -> str:
+    """A requirement in plain words (for users who are not logged in yet)."""
+    kind, _, arg = requirement.partition(":")
+    if requirement == "authenticated":
+        return "an account"
+    if requirement == "terms-accepted":
+        return "accepted terms of use"
+    if requirement == "credentialed":
+        return "credentialed researcher status"
+    if kind == "training":
+        return f"a valid {policies.trainings[arg].title} training"
+    if requirement == "dua-signed":
+        return f"a signed DUA {model_dua(policies, model)}"
+    if kind == "dua":
+        return f"a signed DUA {arg}"
+    if requirement == "access-request-accepted":
+        return "an accepted access request"
+    return requirement
+
+
+class RequirementChecker:
+    """Evaluates requirements for ``user`` at time ``now``."""
+
+    def __init__(self, policies: PolicySet, db: Session, user: User, now: dt.datetime) -> None:
+        self.policies, self.db, self.user, self.now = policies, db, user, now
+
+    def unmet(self, tier: TierSpec, model: Model) -> list[Missing]:
+        """Every requirement of ``tier`` that ``user`` does not meet for ``model``."""
+        missing = []
+        for requirement in tier.requires:
+            problem = self.check(requirement, model)
+            if problem is not None:
+                missing.append(problem)
+        return missing
+
+    def check(self, requirement: str, model: Model) -> Missing | None:
+        kind, _, arg = requirement.partition(":")
+        checks: dict[str, Callable[[], Missing | None]] = {
+            "authenticated": lambda: None,
+            "terms-accepted": self._terms,
+            "credentialed": self._credentialed,
+            "dua-signed": lambda: self._dua(requirement, model_dua(self.policies, model)),
+            "access-request-accepted": lambda: self._grant(model),
+        }
+        if requirement in checks:
+            return checks[requirement]()
+        if kind == "training":
+            return self._training(requirement, arg)
+        if kind == "dua":
+            return self._dua(requirement, arg)
+        return Missing(requirement, f"unknown requirement {requirement!r} (deny by default)")
+
+    def _terms(self) -> Missing | None:
+        if self.user.terms_accepted_at is not None:
+            return None
+        return Missing(
+            "terms-accepted", "Registry terms of use not accepted", fixes.TERMS, "accept them"
+        )
+
+    def _credentialed(self) -> Missing | None:
+        apps = self.db.scalars(
+            select(CredentialApplication)
+            .where(CredentialApplication.user_id == self.user.id)
+            .order_by(CredentialApplication.created_at.desc(), CredentialApplication.id.desc())
+        ).all()
+        if any(app.status == "accepted" for app in apps):
+            return None
+        url = fixes.CREDENTIALS
+        if not apps:
+            return Missing("credentialed", "Not a credentialed researcher", url, "apply")
+        latest = apps[0]
+        if latest.status == "pending":
+            message = (
+                f"Credentialing application submitted on {_day(latest.created_at)} "
+                "is awaiting review"
+            )
+            return Missing("credentialed", message, url, "see its status")
+        verb = "rejected" if latest.status == "rejected" else "revoked"
+        reason = f": {latest.reason}" if latest.reason else ""
+        message = f"Credentialed status {verb} on {_day(latest.decided_at)}{reason}"
+        return Missing("credentialed", message, url, "apply again")
+
+    def _training(self, requirement: str, kind: str) -> Missing | None:
+        spec = self.policies.trainings[kind]
+        rows = self.db.scalars(
+            select(Training).where(Training.user_id == self.user.id, Training.kind == kind)
+        ).all()
+        accepted = [t for t in rows if t.status == "accepted" and t.valid_until is not None]
+        best = max(accepted, key=lambda t: t.valid_until, default=None)  # type: ignore[arg-type,return-value]
+        if best is not None and best.valid_until > self.now:  # type: ignore[operator]
+            return None
+        url = fixes.TRAININGS
+        pending = [t for t in rows if t.status == "pending"]
+        if best is not None:
+            message = f"{spec.title} training expired on {_day(best.valid_until)}"
+            if pending:
+                return Missing(requirement, f"{message}; the renewal awaits review", url, "see")
+            return Missing(requirement, message, url, "renew")
+        if pending:
+            message = f"{spec.title} training submitted on {_day(pending[-1].created_at)}"
+            return Missing(requirement, f"{message} is awaiting review", url, "see its status")
+        if rows:
+            latest = max(rows, key=lambda t: t.id)
+            reason = f": {latest.reason}" if latest.reason else ""
+            message = f"{spec.title} training was rejected{reason}"
+            return Missing(requirement, message, url, "submit a new certificate")
+        return Missing(requirement, f"{spec.title} training not on file", url, "submit it")
+
+    def _dua(self, requirement: str, dua: str | None) -> Missing | None:
+        if dua is None:
+            return Missing(requirement, "The model names no DUA to sign (deny by default)")
+        signed = self.db.scalar(
+            select(DuaSignature.id).where(
+                DuaSignature.user_id == self.user.id, DuaSignature.dua == dua
+            )
+        )
+        if signed is not None:
+            return None
+        return Missing(requirement, f"DUA {dua} not signed", fixes.dua_url(dua), "sign")
+
+    def _grant(self, model: Model) -> Missing | None:
+        requests = self.db.scalars(
+            select(AccessRequest)
+            .where(AccessRequest.user_id == self.user.id, AccessRequest.model_id == model.id)
+            .order_by(AccessRequest.id.desc())
+        ).all()
+        for req in requests:
+            if req.status == "accepted" and (req.expires_at is None or req.expires_at > self.now):
+                return None
+        url = fixes.request_access_url(model.repo_id)
+        req_name = "access-request-accepted"
+        if not requests:
+            return Missing(
+                req_name, f"No accepted access request for {model.repo_id}", url, "request access"
+            )
+        latest = requests[0]
+        reason = f": {latest.reason}" if latest.reason else ""
+        if latest.status == "pending":
+            message = (
+                f"Access request for {model.repo_id} submitted on {_day(latest.created_at)} "
+                "is awaiting review by the publishing institution"
+            )
+            return Missing(req_name, message, url, "see its status")
+        if latest.status == "accepted":
+            message = f"Access to {model.repo_id} expired on {_day(latest.expires_at)}"
+            return Missing(req_name, message, url, "request again")
+        if latest.status == "revoked":
+            message = f"Access to {model.repo_id} was revoked on {_day(latest.revoked_at)}{reason}"
+            return Missing(req_name, message, url, "request again")
+        message = (
+            f"Access request for {model.repo_id} was rejected on {_day(latest.decided_at)}{reason}"
+        )
+        return Missing(req_name, message, url, "request again")

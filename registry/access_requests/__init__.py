@@ -1,0 +1,1 @@
+"""Access requests for contributor-review models: request, decide, revoke, list."""

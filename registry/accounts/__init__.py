@@ -1,0 +1,1 @@
+"""Accounts: users, passwords, web sessions, institutions, memberships and API tokens."""

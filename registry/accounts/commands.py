@@ -1,0 +1,52 @@
+"""``registry-server create-admin EMAIL``: create (or promote) a registry administrator."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--name", default="", help="Display name (defaults to the email's local part)")
+def create_admin(email: str, name: str) -> None:
+    """Create a registry admin; the password is read from stdin, or prompted for on a TTY."""
+    from registry.accounts.institutions import update_user
+    from registry.accounts.services import find_user_by_email, register_user
+    from registry.app import build_registry
+    from registry.cli import load_settings
+    from registry.errors import RegistryError
+
+    registry = build_registry(load_settings())
+    with registry.sessions() as db:
+        existing = find_user_by_email(db, email)
+        try:
+            if existing is not None:
+                update_user(
+                    db, existing, is_registry_admin=True, actor=existing, now=registry.now()
+                )
+                click.echo(f"{existing.email} is now a registry admin")
+                return
+            password = _read_password()
+            user = register_user(
+                db,
+                email=email,
+                password=password,
+                display_name=name,
+                accept_terms=True,
+                is_registry_admin=True,
+                now=registry.now(),
+            )
+        except RegistryError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"created registry admin {user.email}")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise click.ClickException("no password on stdin (pipe it in, or run on a terminal)")
+    return line

@@ -1,0 +1,1 @@
+"""Credential evidence: applications, trainings and DUA signatures, reviewed by admins."""

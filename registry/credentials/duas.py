@@ -1,0 +1,63 @@
+"""DUA signatures: typed full name, time and the sha256 of the text that was signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.access.policy import DuaSpec
+from registry.accounts.validation import Problems
+from registry.audit.services import RequestInfo, record_event
+from registry.errors import Conflict
+from registry.models import DuaSignature, User
+
+
+def sign(
+    db: Session,
+    user: User,
+    dua: DuaSpec,
+    *,
+    full_name: str,
+    text_sha256: str | None = None,
+    now: dt.datetime,
+    request_info: RequestInfo | None = None,
+) -> tuple[DuaSignature, bool]:
+    """Sign ``dua`` (idempotent); returns the signature and whether it is new."""
+    problems = Problems()
+    name = problems.text("full_name", full_name, max_length=200)
+    problems.raise_if_any("Cannot sign the DUA")
+    if text_sha256 and text_sha256.lower() != dua.sha256:
+        raise Conflict(
+            f"The text of DUA {dua.id} changed since you read it; read it again and sign "
+            "the current text."
+        )
+    existing = db.scalar(
+        select(DuaSignature).where(DuaSignature.user_id == user.id, DuaSignature.dua == dua.id)
+    )
+    if existing is not None:
+        return existing, False
+    signature = DuaSignature(
+        user_id=user.id, dua=dua.id, full_name=name, text_sha256=dua.sha256, signed_at=now
+    )
+    db.add(signature)
+    db.flush()
+    record_event(
+        db,
+        "dua:sign",
+        actor=user,
+        target=f"dua:{dua.id}",
+        details={"full_name": name, "text_sha256": dua.sha256},
+        request_info=request_info,
+        now=now,
+    )
+    db.commit()
+    return signature, True
+
+
+def signatures(db: Session, user: User) -> Sequence[DuaSignature]:
+    return db.scalars(
+        select(DuaSignature).where(DuaSignature.user_id == user.id).order_by(DuaSignature.id)
+    ).all()

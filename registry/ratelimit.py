@@ -1,0 +1,75 @@
+"""Rate limits on login, registration and token creation (Flask-Limiter).
+
+Views opt in with ``@rate_limited("login")``; ``init_limiter`` (called by the app factory
+after every blueprint is registered) wraps them with a per-app ``Limiter``. The API and the
+web UI share one counter per name and client address. Counters live in Redis when
+``REGISTRY_RATELIMIT_STORAGE_URL`` is set (shared by every process), else in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, request
+from flask_limiter import Limiter
+
+from registry.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+LIMIT_ATTR = "registry_rate_limit"
+
+LIMITS: dict[str, tuple[str, str]] = {
+    "login": ("10 per minute;100 per hour", "Too many login attempts; wait a minute and retry."),
+    "register": ("5 per hour;20 per day", "Too many registrations from your address; retry later."),
+    "token": ("20 per hour", "Too many tokens created; wait and retry, or reuse a token."),
+}
+
+
+def rate_limited(name: str) -> Callable[[F], F]:
+    """Mark a view as limited by ``LIMITS[name]`` (enforced once ``init_limiter`` runs)."""
+    if name not in LIMITS:
+        raise KeyError(f"unknown rate limit {name!r}; add it to registry.ratelimit.LIMITS")
+
+    def decorate(view: F) -> F:
+        setattr(view, LIMIT_ATTR, name)
+        return view
+
+    return decorate
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _limit_name(view: Any) -> str | None:
+    while view is not None:
+        name = getattr(view, LIMIT_ATTR, None)
+        if name is not None:
+            return name
+        view = getattr(view, "__wrapped__", None)
+    return None
+
+
+def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
+    """Attach a limiter to ``app`` and wrap every view marked ``@rate_limited``."""
+    if not settings.ratelimit_enabled:
+        return None
+    limiter = Limiter(
+        client_address,
+        storage_uri=settings.ratelimit_storage_url or "memory://",
+        strategy="moving-window",
+        headers_enabled=True,
+        key_prefix="registry",
+    )
+    limiter.init_app(app)
+    for endpoint, view in list(app.view_functions.items()):
+        name = _limit_name(view)
+        if name is None:
+            continue
+        spec, message = LIMITS[name]
+        app.view_functions[endpoint] = limiter.shared_limit(
+            spec, scope=name, error_message=message
+        )(view)
+    app.extensions["registry_limiter"] = limiter
+    return limiter

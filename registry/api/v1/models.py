@@ -1,3 +1,250 @@
-"""Routes: models (filled in by its part of the registry)."""
+"""Routes: versions of a model (details, review decisions, withdrawal, signed manifest)."""
 
-from registry.api.v1 import bp  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, jsonify, request
+
+from registry.access.seam import authorize, current_principal, requires
+from registry.api.openapi import document
+from registry.api.requests import request_info
+from registry.api.v1 import bp
+from registry.app import current_registry
+from registry.errors import BadRequest, RepoNotFound
+from registry.models import Model, Version
+from registry.publishing import review, signing, withdrawal
+from registry.repos import services as repos
+
+FILE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string"},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string"},
+    },
+}
+VERSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "repo": {"type": "string"},
+        "commit": {"type": ["string", "null"]},
+        "state": {"enum": ["draft", "in-review", "published", "rejected", "withdrawn"]},
+        "tag": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "base_model": {"type": ["string", "null"]},
+        "tier": {"type": "string"},
+        "dua": {"type": ["string", "null"]},
+        "publisher": {"type": ["string", "null"]},
+        "files": {"type": "array", "items": FILE_SCHEMA},
+        "card_data": {"type": "object"},
+        "validation_report": {"type": "array", "items": {"type": "object"}},
+        "publisher_signed": {"type": "boolean"},
+        "manifest_url": {"type": ["string", "null"]},
+    },
+}
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "repo": {"type": "string"},
+        "commit": {"type": "string"},
+        "state": {"type": "string"},
+        "manifest": {"type": "string", "description": "canonical JSON; sign/verify these bytes"},
+        "algorithm": {"const": "ed25519"},
+        "signature": {"type": "string"},
+        "key_id": {"type": "string"},
+        "publisher_signature": {"type": ["string", "null"]},
+        "publisher_key_id": {"type": ["string", "null"]},
+        "withdrawn": {"type": ["object", "null"]},
+    },
+}
+REASON_SCHEMA = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {"reason": {"type": "string"}},
+}
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def version_json(version: Version) -> dict[str, Any]:
+    """A version as the registry API shows it (unpublished versions have no commit)."""
+    db = g.db
+    model = version.model
+    base = version.base_version
+    visible = version.state in repos.VISIBLE_STATES
+    files = repos.version_files(db, version)
+    return {
+        "id": version.id,
+        "repo": model.repo_id,
+        "commit": version.commit if visible else None,
+        "state": version.state,
+        "tag": version.requested_tag,
+        "tags": repos.version_tags(db, version),
+        "base_model": f"{base.model.repo_id}@{base.commit}" if base is not None else None,
+        "tier": model.tier,
+        "dua": model.dua,
+        "publisher": version.created_by.email if version.created_by else None,
+        "created_at": _iso(version.created_at),
+        "submitted_at": _iso(version.submitted_at),
+        "published_at": _iso(version.published_at),
+        "reject_reason": version.reject_reason,
+        "withdrawn_at": _iso(version.withdrawn_at),
+        "withdrawn_reason": version.withdrawn_reason,
+        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files],
+        "card_data": version.card_data or {},
+        "validation_report": version.validation_report or [],
+        "publisher_signed": bool(version.publisher_signature),
+        "manifest_url": (
+            f"/api/v1/models/{model.repo_id}/versions/{version.commit}/manifest"
+            if visible
+            else None
+        ),
+    }
+
+
+def _model(namespace: str, name: str) -> Model:
+    repos.check_repo_id(namespace, name)
+    model = repos.find_model(g.db, namespace, name)
+    if model is None:
+        raise RepoNotFound(f"Repository {namespace}/{name} not found.")
+    return model
+
+
+def _reason() -> str:
+    body = request.get_json(silent=True)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str):
+        raise BadRequest('Send a JSON object {"reason": "..."}')
+    return reason
+
+
+def _signer() -> Any:
+    registry = current_registry()
+    info = request_info()
+    return lambda: signing.load_signer(g.db, registry.settings, registry.now(), request_info=info)
+
+
+@bp.get("/reviews")
+@requires("version:review")
+@document(
+    "Versions waiting for a registry admin's review: card, files, validation report",
+    response={
+        "type": "object",
+        "properties": {"reviews": {"type": "array", "items": VERSION_SCHEMA}},
+    },
+)
+def list_reviews() -> Response:
+    reviews = []
+    for version in review.pending_reviews(g.db):
+        entry = version_json(version)
+        entry["card_text"] = version.card_text
+        reviews.append(entry)
+    return jsonify({"reviews": reviews})
+
+
+@bp.get("/models/<namespace>/<name>/versions/<ref>")
+@requires("model:read", deferred=True)
+@document("A version by registry id, commit, tag or main (unpublished: publishers and admins)",
+          response=VERSION_SCHEMA)  # fmt: skip
+def version_detail(namespace: str, name: str, ref: str) -> Response:
+    model = _model(namespace, name)
+    version = review.find_version(g.db, model, ref)
+    if version.state not in repos.VISIBLE_STATES:
+        authorize(version, action="version:read-draft")
+    authorize(model)
+    entry = version_json(version)
+    if version.state not in repos.VISIBLE_STATES:
+        entry["card_text"] = version.card_text
+    return jsonify(entry)
+
+
+@bp.post("/models/<namespace>/<name>/versions/<ref>/publish")
+@requires("version:review", deferred=True)
+@document("Publish a version in review (signs its manifest; one atomic step)",
+          response=VERSION_SCHEMA)  # fmt: skip
+def publish(namespace: str, name: str, ref: str) -> Response:
+    registry = current_registry()
+    version = review.find_version(g.db, _model(namespace, name), ref)
+    authorize(version)
+    review.publish_reviewed(
+        g.db,
+        version,
+        signer=_signer(),
+        actor=current_principal().user,
+        now=registry.now(),
+        request_info=request_info(),
+    )
+    g.db.commit()
+    return jsonify(version_json(version))
+
+
+@bp.post("/models/<namespace>/<name>/versions/<ref>/reject")
+@requires("version:review", deferred=True)
+@document("Reject a version in review with a reason", body=REASON_SCHEMA, response=VERSION_SCHEMA)
+def reject(namespace: str, name: str, ref: str) -> Response:
+    version = review.find_version(g.db, _model(namespace, name), ref)
+    authorize(version)
+    review.reject_version(
+        g.db,
+        version,
+        _reason(),
+        actor=current_principal().user,
+        now=current_registry().now(),
+        request_info=request_info(),
+    )
+    g.db.commit()
+    return jsonify(version_json(version))
+
+
+@bp.post("/models/<namespace>/<name>/versions/<ref>/withdraw")
+@requires("version:withdraw", deferred=True)
+@document("Withdraw a published version with a reason: its files are never served again",
+          body=REASON_SCHEMA, response=VERSION_SCHEMA)  # fmt: skip
+def withdraw(namespace: str, name: str, ref: str) -> Response:
+    version = review.find_version(g.db, _model(namespace, name), ref)
+    authorize(version)
+    withdrawal.withdraw_version(
+        g.db,
+        version,
+        _reason(),
+        actor=current_principal().user,
+        now=current_registry().now(),
+        request_info=request_info(),
+    )
+    g.db.commit()
+    return jsonify(version_json(version))
+
+
+@bp.get("/models/<namespace>/<name>/versions/<rev>/manifest")
+@requires("model:read", deferred=True)
+@document("The signed manifest of a published (or withdrawn) version; it holds no weights",
+          response=MANIFEST_SCHEMA)  # fmt: skip
+def manifest(namespace: str, name: str, rev: str) -> Response:
+    model = repos.get_model(g.db, namespace, name)
+    authorize(model)
+    version = repos.resolve_revision(g.db, model, rev)
+    withdrawn = (
+        {"at": _iso(version.withdrawn_at), "reason": version.withdrawn_reason}
+        if version.state == "withdrawn"
+        else None
+    )
+    response = jsonify(
+        {
+            "repo": model.repo_id,
+            "commit": version.commit,
+            "state": version.state,
+            "manifest": version.manifest,
+            "algorithm": signing.ALGORITHM,
+            "signature": version.signature,
+            "key_id": version.signing_key_id,
+            "publisher_signature": version.publisher_signature,
+            "publisher_key_id": version.publisher_key_id,
+            "withdrawn": withdrawn,
+        }
+    )
+    response.headers["X-Repo-Commit"] = version.commit or ""
+    return response

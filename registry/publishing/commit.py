@@ -1,0 +1,211 @@
+"""Committing an upload session: verify, validate every file, then submit or publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import BinaryIO
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from registry.audit.services import RequestInfo, record_event
+from registry.errors import Conflict, RegistryError, ValidationFailed
+from registry.models import File, UploadFile, UploadSession, User, Version
+from registry.publishing import institution_keys
+from registry.publishing.chunks import finalize_file, received
+from registry.publishing.locks import serialize_writes
+from registry.publishing.manifest import manifest_time
+from registry.publishing.model_card import CARD_PATH
+from registry.publishing.publish import publish_version, seal_manifest
+from registry.publishing.sessions import abort_session, require_open, session_files
+from registry.publishing.signing import ManifestSigner
+from registry.publishing.validation import FileEntry, Problem, validate_version
+from registry.storage import BlobStore
+
+MAX_CARD_TEXT = 5 * 1024 * 1024
+
+
+class UploadIncomplete(Conflict):
+    """Some declared files have not fully arrived; ``details["incomplete"]`` lists them."""
+
+    code = "UploadIncomplete"
+
+
+def preview_manifest(db: Session, upload: UploadSession, now: dt.datetime) -> bytes:
+    """The exact manifest bytes a publisher signs; the first preview fixes its time."""
+    require_open(upload, now)
+    version = db.get(Version, upload.version_id)
+    assert version is not None
+    files = session_files(db, upload)
+    at = manifest_time(version.manifest) if version.manifest else now
+    body = seal_manifest(version, list(files), at)
+    version.manifest = body.decode("ascii")
+    db.commit()
+    return body
+
+
+def commit_session(
+    db: Session,
+    blobs: BlobStore,
+    upload: UploadSession,
+    *,
+    review_required: bool,
+    max_file_size: int,
+    signer: Callable[[], ManifestSigner],
+    publisher_signature: str | None,
+    publisher_key_id: str | None,
+    actor: User | None,
+    now: dt.datetime,
+    request_info: RequestInfo | None = None,
+) -> Version:
+    """Turn a fully received session into an in-review or published version, or refuse."""
+    require_open(upload, now)
+    version = db.get(Version, upload.version_id)
+    assert version is not None
+    rows = session_files(db, upload)
+    for row in rows:
+        finalize_file(db, blobs, row, now)
+    db.commit()
+    _require_complete(db, blobs, rows)
+    signed = publisher_signature is not None or publisher_key_id is not None
+    if signed:
+        _check_signature(db, upload, version, rows, publisher_signature, publisher_key_id)
+    card, problems = validate_version(_entries(blobs, rows), max_file_size=max_file_size)
+    if problems:
+        _refuse(db, blobs, upload, version, problems, actor=actor, now=now, info=request_info)
+    card_text = _card_text(blobs, rows)
+    try:
+        serialize_writes(db)
+        db.refresh(upload)
+        require_open(upload, now)
+        _require_complete(db, blobs, rows)  # under the lock: gc cannot remove them now
+        for row in rows:
+            db.add(File(version_id=version.id, path=row.path, size=row.size, sha256=row.sha256))
+        version.card_data = card
+        version.card_text = card_text
+        version.validation_report = []
+        version.submitted_at = now
+        if signed:
+            version.publisher_signature = publisher_signature
+            version.publisher_key_id = publisher_key_id
+        else:
+            version.manifest = None  # an unsigned version is sealed when it is published
+        upload.state = "committed"
+        db.flush()
+        if review_required:
+            version.state = "in-review"
+            record_event(
+                db,
+                "version:submit",
+                actor=actor,
+                target=f"{version.model.repo_id} version {version.id}",
+                model_id=version.model_id,
+                version_id=version.id,
+                details={"tag": version.requested_tag, "files": len(rows)},
+                request_info=request_info,
+                now=now,
+            )
+        else:
+            publish_version(
+                db, version, actor=actor, now=now, signer=signer(), request_info=request_info
+            )
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(
+            f"{version.model.repo_id}: another commit took tag {version.requested_tag!r} or "
+            "this session first; reload the session to see its state."
+        ) from None
+    except RegistryError:
+        db.rollback()
+        raise
+    return version
+
+
+def _require_complete(db: Session, blobs: BlobStore, rows: list[UploadFile]) -> None:
+    missing = [row for row in rows if row.complete and not blobs.exists(row.sha256)]
+    for row in missing:  # collected meanwhile (e.g. by gc): the bytes must come again
+        row.complete = False
+    if missing:
+        db.commit()
+    incomplete = [row for row in rows if not row.complete]
+    if incomplete:
+        listed = ", ".join(row.path for row in incomplete[:10])
+        raise UploadIncomplete(
+            f"{len(incomplete)} file(s) have not fully arrived: {listed}. HEAD each upload_url "
+            "to see how many bytes were received and send the rest.",
+            details={
+                "incomplete": [
+                    {"path": row.path, "size": row.size, "received": received(blobs, row)}
+                    for row in incomplete
+                ]
+            },
+        )
+
+
+def _check_signature(
+    db: Session,
+    upload: UploadSession,
+    version: Version,
+    rows: list[UploadFile],
+    signature: str | None,
+    kid: str | None,
+) -> None:
+    if not version.manifest:
+        raise institution_keys.SignatureRejected(
+            "Nothing was signed yet: GET /api/v1/uploads/<id>/manifest-preview, sign those exact "
+            "bytes, then commit with publisher_signature and publisher_key_id."
+        )
+    body = seal_manifest(version, list(rows), manifest_time(version.manifest))
+    institution_keys.check_publisher_signature(db, upload.institution_id, kid, signature, body)
+
+
+def _entries(blobs: BlobStore, rows: list[UploadFile]) -> dict[str, FileEntry]:
+    def opener(sha256: str) -> Callable[[], BinaryIO]:
+        return lambda: blobs.open(sha256)
+
+    return {row.path: FileEntry(row.path, row.size, opener(row.sha256)) for row in rows}
+
+
+def _card_text(blobs: BlobStore, rows: list[UploadFile]) -> str:
+    card = next((row for row in rows if row.path == CARD_PATH), None)
+    if card is None:
+        return ""
+    with blobs.open(card.sha256, 0, MAX_CARD_TEXT) as stream:
+        return stream.read(MAX_CARD_TEXT).decode("utf-8", errors="replace")
+
+
+def _refuse(
+    db: Session,
+    blobs: BlobStore,
+    upload: UploadSession,
+    version: Version,
+    problems: list[Problem],
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    info: RequestInfo | None,
+) -> None:
+    """Close the session with the validation report; nothing of it becomes visible."""
+    serialize_writes(db)
+    db.refresh(upload)
+    if upload.state == "open":
+        version.validation_report = [p.to_dict() for p in problems]
+        abort_session(
+            db,
+            blobs,
+            upload,
+            actor=actor,
+            now=now,
+            reason=f"validation failed with {len(problems)} problem(s)",
+            request_info=info,
+        )
+        db.commit()
+    shown = "; ".join(str(p) for p in problems[:10])
+    more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+    raise ValidationFailed(
+        f"The version was refused, nothing was published: {shown}{more}. Fix the files and "
+        "upload them in a new session (files already received are not needed again).",
+        details={"problems": [p.to_dict() for p in problems]},
+    )

@@ -1,0 +1,99 @@
+"""Registry-admin review of submitted versions: list, publish or reject with a reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.audit.services import RequestInfo, record_event
+from registry.errors import BadRequest, Conflict, RevisionNotFound
+from registry.models import Model, User, Version
+from registry.publishing.publish import publish_version
+from registry.publishing.signing import ManifestSigner
+from registry.repos import services as repos
+
+
+def review_required(policy: Any, tier: str) -> bool:
+    """The policy decides; without a rule every tier but ``open`` is reviewed."""
+    rule = getattr(policy, "review_required", None)
+    return bool(rule(tier)) if callable(rule) else tier != "open"
+
+
+def pending_reviews(db: Session) -> list[Version]:
+    """Versions waiting for review, oldest submission first."""
+    return list(
+        db.scalars(
+            select(Version)
+            .where(Version.state == "in-review")
+            .order_by(Version.submitted_at, Version.id)
+        )
+    )
+
+
+def find_version(db: Session, model: Model, ref: str) -> Version:
+    """A version by registry id (any state) or by commit, tag or ``main`` (visible ones)."""
+    if ref.isdigit():
+        version = db.get(Version, int(ref))
+        if version is None or version.model_id != model.id:
+            raise RevisionNotFound(f"{model.repo_id} has no version {ref}.")
+        return version
+    return repos.resolve_revision(db, model, ref)
+
+
+def publish_reviewed(
+    db: Session,
+    version: Version,
+    *,
+    signer: Callable[[], ManifestSigner],
+    actor: User | None,
+    now: dt.datetime,
+    request_info: RequestInfo | None = None,
+) -> Version:
+    """Publish an in-review version in one transaction."""
+    _require_in_review(version, "publish")
+    version.reviewed_by_id = actor.id if actor is not None else None
+    publish_version(db, version, actor=actor, now=now, signer=signer(), request_info=request_info)
+    return version
+
+
+def reject_version(
+    db: Session,
+    version: Version,
+    reason: str,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    request_info: RequestInfo | None = None,
+) -> Version:
+    """Refuse an in-review version; the publisher sees the reason."""
+    _require_in_review(version, "reject")
+    if not reason.strip():
+        raise BadRequest("Give a 'reason' for the rejection; the publisher will see it.")
+    version.state = "rejected"
+    version.reject_reason = reason.strip()
+    version.reviewed_by_id = actor.id if actor is not None else None
+    record_event(
+        db,
+        "version:reject",
+        actor=actor,
+        target=f"{version.model.repo_id} version {version.id}",
+        model_id=version.model_id,
+        version_id=version.id,
+        details={"reason": version.reject_reason},
+        request_info=request_info,
+        now=now,
+    )
+    db.flush()
+    return version
+
+
+def _require_in_review(version: Version, verb: str) -> None:
+    if version.state != "in-review":
+        raise Conflict(
+            f"{version.model.repo_id} version {version.id} is {version.state}; only versions "
+            f"in review can be {verb}ed."
+        )

@@ -1,0 +1,412 @@
+"""``RegistryClient``: the Python API behind every ``registry-client`` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from client.cache import COMMIT_RE, Cache, check_repo, export_version
+from client.config import ClientSettings
+from client.download import DEFAULT_WORKERS, Downloader
+from client.errors import (
+    AccessDenied,
+    AuthenticationError,
+    ConfigError,
+    NotFound,
+    RegistryClientError,
+    RollbackRefused,
+    ServerUnavailable,
+    VersionWithdrawn,
+)
+from client.generate import Provenance
+from client.http import RegistryHTTP
+from client.trust import TrustStore
+from client.verify import (
+    ListedKey,
+    Manifest,
+    ManifestVerifier,
+    fingerprint,
+    parse_key_listing,
+    parse_manifest,
+    unchanged_keys,
+)
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``NS/NAME[@REV]`` → (repo, revision); the revision defaults to ``main``."""
+    repo, _, revision = ref.partition("@")
+    check_repo(repo)
+    return repo, revision or "main"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@dataclasses.dataclass(frozen=True)
+class PullResult:
+    """A verified version in the cache (and where it was exported, if asked)."""
+
+    repo: str
+    commit: str
+    path: Path
+    manifest: Manifest
+    bytes_fetched: int
+    from_cache: bool
+
+
+class RegistryClient:
+    """Talk to one registry: account, discovery, pull, verify, push, access requests."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        settings: ClientSettings | None = None,
+        notify: Callable[[str], None] = _stderr,
+    ) -> None:
+        self.settings = settings or ClientSettings.load(url=url, token=token)
+        self.http = RegistryHTTP(self.settings.url, self.settings.token)
+        self.cache = Cache(self.settings.cache_dir, self.settings.slug)
+        self.trust = TrustStore(self.settings.config_dir, self.settings.slug)
+        self.notify = notify
+        self.verifier = ManifestVerifier(
+            self.trust,
+            registry_keys=self.registry_keys,
+            institution_keys=self.institution_keys,
+            notify=notify,
+            registry_url=self.settings.url,
+        )
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    # account ---------------------------------------------------------------------------
+    def login(
+        self,
+        *,
+        token: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        token_name: str = "registry-client",
+        scope: str = "write",
+        accept_new_key: bool = False,
+    ) -> dict[str, Any]:
+        """Check a token (or create one from email + password), pin keys, remember it."""
+        if token is None:
+            if not email or not password:
+                raise ConfigError("Log in with --token, or with --email and a password")
+            token = self._create_token(email, password, token_name, scope)
+        self.http.token = token
+        who = self.whoami()
+        self._pin_keys_at_login(accept_new_key)
+        self.settings.save_login(token)
+        self.settings = dataclasses.replace(self.settings, token=token)
+        return who
+
+    def _create_token(self, email: str, password: str, name: str, scope: str) -> str:
+        answer = self.http.call_json(
+            "POST",
+            "/api/v1/tokens",
+            auth=False,
+            json={"email": email, "password": password, "name": name, "scope": scope},
+        )
+        token = answer.get("token") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise AuthenticationError("The registry did not return a token")
+        return token
+
+    def _pin_keys_at_login(self, accept_new_key: bool) -> None:
+        listed = self.registry_keys()
+        pinned = self.trust.registry_keys()
+        if not pinned:
+            self.verifier.pin_on_first_contact()
+            return
+        active = {k: v for k, v in listed.items() if not v.retired and v.revoked_at is None}
+        unknown = {k: v for k, v in active.items() if k not in pinned}
+        if not unknown:
+            return
+        still_listed = unchanged_keys(pinned, listed)
+        if accept_new_key:
+            for key in unknown.values():
+                self.trust.pin_registry_key(key.key_id, key.public_key, "accepted at login")
+            return
+        if still_listed:
+            for key in unknown.values():
+                self.trust.pin_registry_key(key.key_id, key.public_key, "rotation at login")
+                self.notify(
+                    f"NOTICE: {self.url} rotated its signing key; now also trusting "
+                    f"{fingerprint(key.public_key)}"
+                )
+            return
+        from client.errors import KeyChanged
+
+        was = ", ".join(fingerprint(p) for p in pinned.values())
+        now = ", ".join(fingerprint(k.public_key) for k in unknown.values())
+        raise KeyChanged(
+            f"WARNING: the signing key of {self.url} has CHANGED (pinned {was}; now {now}) and "
+            "no pinned key is listed any more. Check the fingerprint with the registry's "
+            "operators, then log in again with --accept-new-key or run registry-client trust-key."
+        )
+
+    def logout(self) -> bool:
+        return self.settings.forget_login()
+
+    def whoami(self) -> dict[str, Any]:
+        if not self.http.token:
+            raise AuthenticationError(
+                f"Not logged in to {self.url}: run 'registry-client login' or set REGISTRY_TOKEN"
+            )
+        return self.http.get_json("/api/whoami-v2")
+
+    # keys ------------------------------------------------------------------------------
+    def registry_keys(self) -> dict[str, ListedKey]:
+        return parse_key_listing(self.http.get_json("/api/v1/keys", auth=False))
+
+    def institution_keys(self, institution: str) -> dict[str, ListedKey]:
+        try:
+            payload = self.http.get_json(f"/api/v1/institutions/{quote(institution)}/keys")
+        except NotFound:
+            return {}
+        return parse_key_listing(payload)
+
+    def trust_key(self, key_id: str | None = None, *, institution: str | None = None) -> list[str]:
+        """Explicitly accept key(s) the registry lists now; returns their fingerprints."""
+        listed = self.institution_keys(institution) if institution else self.registry_keys()
+        chosen = {k: v for k, v in listed.items() if v.revoked_at is None}
+        if key_id is not None:
+            matches = {k: v for k, v in chosen.items() if k.startswith(key_id)}
+            if len(matches) != 1:
+                raise NotFound(f"No single listed key matches {key_id!r}")
+            chosen = matches
+        if not chosen:
+            raise NotFound("The registry lists no key to trust")
+        if institution:
+            for key in chosen.values():
+                self.trust.pin_institution_key(institution, key.key_id, key.public_key, "explicit")
+        elif key_id is None:
+            self.trust.replace_registry_keys(
+                {k: v.public_key for k, v in chosen.items()}, "explicit"
+            )
+        else:
+            for key in chosen.values():
+                self.trust.pin_registry_key(key.key_id, key.public_key, "explicit")
+        return [f"{k[:16]}… {fingerprint(v.public_key)}" for k, v in chosen.items()]
+
+    # discovery -------------------------------------------------------------------------
+    def search(self, query: str | None = None, *, author: str | None = None, limit: int = 50):
+        """Models matching ``query`` (name or namespace) - HF ``/api/models`` entries."""
+        params = {"limit": limit}
+        if query:
+            params["search"] = query
+        if author:
+            params["author"] = author
+        return self.http.get_json("/api/models", params=params)
+
+    def model_info(self, repo: str, revision: str = "main") -> dict[str, Any]:
+        check_repo(repo)
+        return self.http.get_json(f"/api/models/{repo}/revision/{quote(revision, safe='')}")
+
+    def access_status(self, repo: str, info: Mapping[str, Any]) -> tuple[bool, str]:
+        """Whether this principal may download the version ``info`` describes, and why not."""
+        siblings = info.get("siblings") or []
+        if not siblings:
+            return False, "the version lists no files"
+        path = quote(str(siblings[0]["rfilename"]), safe="/")
+        try:
+            self.http.request("HEAD", f"/{repo}/resolve/{info['sha']}/{path}")
+        except (AccessDenied, AuthenticationError, VersionWithdrawn) as error:
+            return False, error.message
+        return True, "you may download this version"
+
+    def info(self, repo: str, revision: str = "main") -> dict[str, Any]:
+        """Card summary, versions and this user's access status."""
+        info = self.model_info(repo, revision)
+        allowed, why = self.access_status(repo, info)
+        return {
+            "repo": repo,
+            "commit": info.get("sha"),
+            "tier": info.get("accessTier"),
+            "dua": info.get("dua"),
+            "state": info.get("versionState"),
+            "tags": info.get("versionTags") or [],
+            "base_model": info.get("baseModel"),
+            "card": info.get("cardData") or {},
+            "files": [(s["rfilename"], s.get("size")) for s in info.get("siblings") or []],
+            "withdrawn": info.get("withdrawn"),
+            "versions": self.versions(repo),
+            "access": {"allowed": allowed, "detail": why},
+            "cached": self.cache.cached_versions(repo),
+        }
+
+    def versions(self, repo: str) -> list[dict[str, Any]]:
+        """Published versions, newest first (empty when the registry cannot list them)."""
+        try:
+            payload = self.http.get_json(f"/api/v1/models/{repo}/versions")
+        except (NotFound, RegistryClientError):
+            return []
+        items = payload.get("versions") if isinstance(payload, dict) else payload
+        return [v for v in items if isinstance(v, dict)] if isinstance(items, list) else []
+
+    # pull ------------------------------------------------------------------------------
+    def fetch_manifest(self, repo: str, revision: str) -> dict[str, Any]:
+        check_repo(repo)
+        path = f"/api/v1/models/{repo}/versions/{quote(revision, safe='')}/manifest"
+        record = self.http.get_json(path)
+        if not isinstance(record, dict):
+            raise RegistryClientError(f"The registry sent a malformed manifest for {repo}")
+        return record
+
+    def resolve(self, repo: str, revision: str, *, accept_new_key: bool = False) -> Manifest:
+        """Fetch, check and remember the signed manifest ``revision`` names."""
+        record = self.fetch_manifest(repo, revision)
+        commit = record.get("commit")
+        if not isinstance(commit, str) or not COMMIT_RE.match(commit):
+            raise RegistryClientError(f"The registry sent no commit id for {repo}@{revision}")
+        if COMMIT_RE.match(revision) and commit != revision:
+            raise RegistryClientError(f"Asked for {revision}, the registry answered {commit}")
+        manifest = parse_manifest(record, repo=repo, commit=commit)
+        self.verifier.check_registry_signature(manifest, accept_new_key=accept_new_key)
+        self.verifier.check_publisher_signature(manifest)
+        self._check_order(manifest, revision)
+        self.verifier.remember(manifest, revision)
+        withdrawn = record.get("withdrawn")
+        if withdrawn or record.get("state") == "withdrawn":
+            detail = withdrawn if isinstance(withdrawn, dict) else {}
+            raise VersionWithdrawn(
+                f"{repo}@{commit} was withdrawn by the registry"
+                + (f" on {str(detail.get('at'))[:10]}" if detail.get("at") else "")
+                + (f": {detail.get('reason')}" if detail.get("reason") else "")
+                + ". It can no longer be downloaded or used."
+            )
+        return manifest
+
+    def _check_order(self, manifest: Manifest, revision: str) -> None:
+        """Rollback check; an older ``main`` is accepted only if the newer one was withdrawn."""
+        try:
+            self.verifier.check_order(manifest, revision)
+        except RollbackRefused:
+            newest = self.trust.repo_state(manifest.repo)["newest"]
+            if revision != "main" or newest is None:
+                raise
+            reason = self._withdrawal_of(manifest.repo, newest["commit"])
+            if reason is None:
+                raise
+            self.notify(
+                f"NOTICE: {manifest.repo}@{newest['commit']} was withdrawn ({reason}); main "
+                f"now resolves to the older {manifest.commit}."
+            )
+
+    def _withdrawal_of(self, repo: str, commit: str) -> str | None:
+        """The withdrawal reason the registry gives for a version we verified, if withdrawn."""
+        try:
+            record = self.fetch_manifest(repo, commit)
+            parsed = parse_manifest(record, repo=repo, commit=commit)
+            self.verifier.check_registry_signature(parsed, accept_new_key=False)
+        except RegistryClientError:
+            return None
+        withdrawn = record.get("withdrawn")
+        if record.get("state") != "withdrawn" and not withdrawn:
+            return None
+        detail = withdrawn if isinstance(withdrawn, dict) else {}
+        return str(detail.get("reason") or "no reason given")
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        local_dir: Path | None = None,
+        link: bool = True,
+        accept_new_key: bool = False,
+        quiet: bool = False,
+        workers: int = DEFAULT_WORKERS,
+    ) -> PullResult:
+        """Download and verify ``NS/NAME[@REV]`` into the cache; returns its folder."""
+        repo, revision = parse_ref(ref)
+        manifest = self.resolve(repo, revision, accept_new_key=accept_new_key)
+        commit = manifest.commit
+        from_cache = self.cache.has_version(repo, commit) and self._sizes_match(manifest)
+        fetched = 0
+        if not from_cache:
+            downloader = Downloader(self.http, self.cache, workers=workers)
+            fetched = downloader.fetch_all(repo, commit, manifest.files, quiet=quiet)
+        path = self.cache.assemble_version(
+            repo, commit, [(f.path, f.sha256) for f in manifest.files], manifest.record
+        )
+        self.cache.set_ref(repo, revision, commit)
+        if local_dir is not None:
+            path = export_version(path, Path(local_dir), link=link)
+        return PullResult(repo, commit, path, manifest, fetched, from_cache)
+
+    def _sizes_match(self, manifest: Manifest) -> bool:
+        folder = self.cache.version_dir(manifest.repo, manifest.commit)
+        for file in manifest.files:
+            try:
+                if (folder / file.path).stat().st_size != file.size:
+                    return False
+            except FileNotFoundError:
+                return False
+        return True
+
+    def cached_commit(self, repo: str, revision: str) -> str | None:
+        """The commit a revision last resolved to on this machine (for offline use)."""
+        commit = self.cache.get_ref(repo, revision)
+        return commit if commit and self.cache.has_version(repo, commit) else None
+
+    # generate --------------------------------------------------------------------------
+    def open_model(self, ref: str, *, quiet: bool = False) -> tuple[Path, Provenance]:
+        """A local folder to sample from, refusing withdrawn versions whenever online."""
+        folder = Path(ref).expanduser()
+        if folder.is_dir():
+            located = self.cache.locate(folder)
+            if located is None:
+                return folder, Provenance(folder.resolve().name, "unregistered local folder")
+            repo, commit = located
+            self._refuse_if_withdrawn(repo, commit)
+            return folder, Provenance(repo, commit, self.url)
+        repo, revision = parse_ref(ref)
+        try:
+            result = self.pull(ref, quiet=quiet)
+        except ServerUnavailable:
+            commit = self.cached_commit(repo, revision)
+            if commit is None:
+                raise
+            self.notify(
+                f"NOTICE: {self.url} is unreachable; using the cached {repo}@{commit} without "
+                "checking whether it was withdrawn."
+            )
+            return self.cache.version_dir(repo, commit), Provenance(repo, commit, self.url)
+        return result.path, Provenance(repo, result.commit, self.url)
+
+    def _refuse_if_withdrawn(self, repo: str, commit: str) -> None:
+        try:
+            self.resolve(repo, commit)
+        except ServerUnavailable:
+            self.notify(
+                f"NOTICE: {self.url} is unreachable; could not check whether {repo}@{commit} "
+                "was withdrawn."
+            )
+
+    # verify ----------------------------------------------------------------------------
+    def verify(self, ref: str) -> list[tuple[str, str]]:
+        """Re-hash a cached version and re-check its signatures; returns (path, problem)."""
+        from client.cache_check import verify_cached_version
+
+        repo, revision = parse_ref(ref)
+        commit = self.cached_commit(repo, revision)
+        if commit is None:
+            raise NotFound(f"{ref} is not in the cache at {self.cache.root}; pull it first")
+        offline = ManifestVerifier(
+            self.trust,
+            registry_keys=None,
+            institution_keys=None,
+            notify=self.notify,
+            registry_url=self.url,
+        )
+        return verify_cached_version(self.cache, offline, repo, commit)

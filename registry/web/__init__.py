@@ -24,9 +24,11 @@ from registry.web import (  # noqa: E402, F401
     account,
     admin,
     assets,
+    audit,
     browse,
     credentials,
     errors,
+    people,
     requests,
     upload,
 )

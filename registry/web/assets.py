@@ -12,7 +12,7 @@ from registry.web import bp
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-@bp.get("/static/<path:filename>")
+@bp.get("/assets/<path:filename>")
 @requires("public")
 def static(filename: str) -> Response:
     return send_from_directory(STATIC_DIR, filename, max_age=300)

@@ -98,3 +98,14 @@ def browse(
     if filters.tag:
         rows = [r for r in rows if filters.tag in r.tags]
     return rows, facets
+
+
+def institution_models(db: Session, institution_id: int) -> list[Model]:
+    """An institution's models (any state), newest first, for its publishers' pages."""
+    from sqlalchemy import select
+
+    return list(
+        db.scalars(
+            select(Model).where(Model.institution_id == institution_id).order_by(Model.id.desc())
+        )
+    )

@@ -57,6 +57,14 @@ def asset(filename: str) -> str:
     return url_for("web.static", filename=filename)
 
 
+def policy_duas() -> list[Any]:
+    from registry.app import current_registry
+
+    return current_registry().policy.duas()
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(filesize=filesize, when=when, day=day, card_value=card_value)
-    app.jinja_env.globals.update(viewer=viewer, can=can, asset=asset, safe_fix_url=safe_fix_url)
+    app.jinja_env.globals.update(
+        viewer=viewer, can=can, asset=asset, safe_fix_url=safe_fix_url, policy_duas=policy_duas
+    )

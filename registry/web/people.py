@@ -1,0 +1,112 @@
+"""Admin pages for users and institutions: memberships, roles, admin and active flags."""
+
+from __future__ import annotations
+
+from flask import Response, g, render_template, request
+
+from registry.access.seam import current_principal, requires
+from registry.accounts import institutions
+from registry.api.requests import request_info
+from registry.app import current_registry
+from registry.errors import RegistryError
+from registry.models.accounts import ROLES
+from registry.web import bp
+from registry.web.admin import _done, _failed, admin_tabs
+from registry.web.forms import checked, text_field
+
+
+@bp.get("/admin/users")
+@requires("admin:manage")
+def admin_users() -> str:
+    query = request.args.get("q", "").strip()[:200]
+    return render_template(
+        "admin/users.html",
+        tabs=admin_tabs(),
+        users=institutions.search_users(g.db, query, limit=200),
+        institutions=institutions.list_institutions(g.db),
+        roles=ROLES,
+        q=query,
+    )
+
+
+@bp.post("/admin/users/<int:user_id>/membership")
+@requires("admin:manage")
+def set_membership(user_id: int) -> Response:
+    registry = current_registry()
+    user = institutions.get_user(g.db, str(user_id))
+    slug = text_field("institution", 64)
+    try:
+        if not slug:
+            current = user.membership
+            if current is not None:
+                institutions.remove_membership(
+                    g.db,
+                    current.institution,
+                    user,
+                    actor=current_principal().user,
+                    now=registry.now(),
+                    request_info=request_info(),
+                )
+            return _done(f"{user.email} belongs to no institution now.", "web.admin_users")
+        institution = institutions.get_institution(g.db, slug)
+        institutions.set_membership(
+            g.db,
+            institution,
+            user,
+            role=text_field("role", 32),
+            actor=current_principal().user,
+            now=registry.now(),
+            request_info=request_info(),
+        )
+    except RegistryError as error:
+        return _failed(error, "web.admin_users")
+    role = user.membership.role if user.membership else ""
+    return _done(f"{user.email} is now {role} at {slug}.", "web.admin_users")
+
+
+@bp.post("/admin/users/<int:user_id>/flags")
+@requires("admin:manage")
+def set_user_flags(user_id: int) -> Response:
+    user = institutions.get_user(g.db, str(user_id))
+    try:
+        institutions.update_user(
+            g.db,
+            user,
+            is_registry_admin=checked("is_registry_admin"),
+            is_active=checked("is_active"),
+            actor=current_principal().user,
+            now=current_registry().now(),
+            request_info=request_info(),
+        )
+    except RegistryError as error:
+        return _failed(error, "web.admin_users")
+    return _done(f"Saved {user.email}.", "web.admin_users")
+
+
+@bp.get("/admin/institutions")
+@requires("admin:manage")
+def admin_institutions() -> str:
+    rows = institutions.list_institutions(g.db)
+    return render_template(
+        "admin/institutions.html",
+        tabs=admin_tabs(),
+        institutions=rows,
+        members={i.id: institutions.list_members(g.db, i) for i in rows},
+    )
+
+
+@bp.post("/admin/institutions")
+@requires("admin:manage")
+def create_institution() -> Response:
+    try:
+        institution = institutions.create_institution(
+            g.db,
+            slug=text_field("slug", 64),
+            name=text_field("name", 200),
+            actor=current_principal().user,
+            now=current_registry().now(),
+            request_info=request_info(),
+        )
+    except RegistryError as error:
+        return _failed(error, "web.admin_institutions")
+    return _done(f"Institution {institution.slug} created.", "web.admin_institutions")

@@ -97,6 +97,7 @@ def import_folder_command(
     from registry.app import build_registry
     from registry.db import transaction
     from registry.errors import RegistryError
+    from registry.publishing.signing import load_signer
     from registry.repos.importer import import_folder
 
     registry = build_registry(load_settings())
@@ -112,6 +113,7 @@ def import_folder_command(
                 tag=tag,
                 dua=dua if dua is not None else registry.policy.default_dua(tier),
                 now=registry.now(),
+                signer=load_signer(session, registry.settings, registry.now()),
             )
             commit = version.commit
     except RegistryError as error:
@@ -132,6 +134,12 @@ from registry.audit.commands import audit  # noqa: E402
 
 main.add_command(create_admin)
 main.add_command(audit)
+
+from registry.publishing.commands import fsck, gc, keys  # noqa: E402
+
+main.add_command(keys)
+main.add_command(gc)
+main.add_command(fsck)
 
 
 def run() -> None:  # pragma: no cover - console entry

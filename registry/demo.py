@@ -45,6 +45,7 @@ def seed_demo(settings: Settings) -> str:
     from registry.app import build_registry
     from registry.db import transaction
     from registry.models import Institution
+    from registry.publishing.signing import load_signer
     from registry.repos import services as repos
     from registry.repos.importer import import_folder
 
@@ -66,5 +67,6 @@ def seed_demo(settings: Settings) -> str:
             tiers=registry.policy.tier_names(),
             tag="v1",
             now=registry.now(),
+            signer=load_signer(session, registry.settings, registry.now()),
         )
         return f"seeded {DEMO_REPO}@{version.commit} (tag v1)"

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.models", "tests.fixtures.repos"]
+pytest_plugins = [
+    "tests.fixtures.s3",
+    "tests.fixtures.models",
+    "tests.fixtures.repos",
+    "tests.fixtures.servers",
+    "tests.fixtures.principals",
+    "tests.fixtures.faults",
+]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "REGISTRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

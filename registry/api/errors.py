@@ -48,12 +48,21 @@ def install_error_handlers(app: Flask) -> None:
 
     from sqlalchemy.exc import OperationalError
 
-    from registry.storage import StorageUnavailableError
+    from registry.storage import BlobNotFoundError, StorageUnavailableError
 
     @app.errorhandler(OperationalError)
     def _database_down(error: OperationalError) -> Response:
         app.logger.error("database unavailable: %s", error)
         unavailable = ServiceUnavailable("The registry database is unavailable; try again shortly.")
+        return render_error(unavailable.status, unavailable.code, unavailable.message)
+
+    @app.errorhandler(BlobNotFoundError)
+    def _blob_missing(error: BlobNotFoundError) -> Response:
+        app.logger.error("blob missing from storage: %s", error)
+        unavailable = ServiceUnavailable(
+            "This file's content is missing from the registry's storage; the operators have "
+            "to restore it (registry-server fsck lists missing blobs)."
+        )
         return render_error(unavailable.status, unavailable.code, unavailable.message)
 
     @app.errorhandler(StorageUnavailableError)

@@ -13,11 +13,18 @@ from registry.app import current_registry
 
 @bp.get("/health")
 @requires("public")
-@document("Liveness and readiness: database and blob storage reachable", response={"type": "object"})
+@document("Liveness and readiness: database and blob storage", response={"type": "object"})
 def health() -> Response:
     g.db.execute(text("SELECT 1"))
     current_registry().blobs.check_health()
     return jsonify({"status": "ok"})
+
+
+@bp.get("/ping")
+@requires("public")
+@document("A no-op route (no database, no storage): a baseline for benchmarks")
+def ping() -> Response:
+    return jsonify({"pong": True})
 
 
 @bp.get("/openapi.json")

@@ -21,6 +21,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ACTION_ATTR = "registry_action"
 DEFERRED_ATTR = "registry_action_deferred"
+# Denials of these reads answer GatedRepo, which Hugging Face clients turn into GatedRepoError.
+GATED_ACTIONS = frozenset({"model:list", "model:read", "version:download"})
 
 
 def requires(action: str, *, deferred: bool = False) -> Callable[[F], F]:
@@ -67,9 +69,7 @@ def denial(principal: Principal, action: str, decision: Decision) -> Exception:
     base_url = current_registry().settings.public_url
     message = decision.render(base_url) or f"You may not perform {action}."
     details = {"missing": [m.to_dict() for m in decision.missing], "action": action}
-    if action.startswith(("model:", "version:")) and action.split(":")[1].startswith(
-        ("read", "download", "list")
-    ):
+    if action in GATED_ACTIONS:
         error = GatedRepo(message, details=details)
         if not principal.is_authenticated:
             error.status = 401

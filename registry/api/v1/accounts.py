@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, g, jsonify, request
+from flask_wtf.csrf import generate_csrf
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import institutions, services, sessions, tokens
@@ -119,7 +120,8 @@ def login() -> Response:
         g.db, body.get("email", ""), body.get("password", ""), now=now, request_info=request_info()
     )
     sessions.login_session(user, now=now)
-    return jsonify(user_dict(user))
+    # Cookie-authenticated writes need this in an X-CSRFToken header (registry.web.security).
+    return jsonify({**user_dict(user), "csrf_token": generate_csrf()})
 
 
 @bp.post("/logout")
@@ -155,9 +157,10 @@ def me() -> Response:
         for tier, missing in status.items()
     }
     principal = current_principal()
-    data["auth"] = (
-        {"type": "token", **token_dict(principal.token)} if principal.token else {"type": "session"}
-    )
+    if principal.token is not None:
+        data["auth"] = {"type": "token", **token_dict(principal.token)}
+    else:
+        data["auth"] = {"type": "session", "csrf_token": generate_csrf()}
     return jsonify(data)
 
 

@@ -20,9 +20,9 @@ def main() -> None:
 @click.option(
     "--vae-steps",
     type=click.IntRange(min=0),
-    default=0,
+    default=400,
     show_default=True,
-    help="Steps of VAE pre-training on phantoms (tiny only).",
+    help="Steps of VAE pre-training on phantoms (0 keeps a random VAE).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 def init_base(out_dir: Path, arch: str, vae_steps: int, seed: int) -> None:
@@ -31,3 +31,16 @@ def init_base(out_dir: Path, arch: str, vae_steps: int, seed: int) -> None:
 
     path = build_base_pipeline(out_dir, arch=arch, seed=seed, vae_pretrain_steps=vae_steps)
     click.echo(f"wrote {arch} base pipeline to {path}")
+
+
+@main.command("phantoms")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option("-n", "count", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def phantoms(out_dir: Path, count: int, size: int, seed: int) -> None:
+    """Write synthetic chest X-ray phantoms with reports, labels and a manifest.jsonl."""
+    from trainer.phantoms import generate_phantoms
+
+    manifest = generate_phantoms(out_dir, count, size=size, seed=seed)
+    click.echo(f"wrote {count} phantoms and {manifest}")

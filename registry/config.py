@@ -38,6 +38,9 @@ class Settings:
     s3_redirect: bool = True
     tree_page_size: int = 1000
     session_cookie_secure: bool = True
+    # Number of reverse proxies in front of the registry whose X-Forwarded-* headers are
+    # trusted (for client IPs in the audit log and https URLs); 0 when exposed directly.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

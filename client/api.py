@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -357,7 +358,17 @@ class RegistryClient:
     def cached_commit(self, repo: str, revision: str) -> str | None:
         """The commit a revision last resolved to on this machine (for offline use)."""
         commit = self.cache.get_ref(repo, revision)
-        return commit if commit and self.cache.has_version(repo, commit) else None
+        if commit and self.cache.has_version(repo, commit):
+            return commit
+        for cached in self.cache.cached_versions(repo):
+            record = self.cache.read_manifest_record(repo, cached) or {}
+            try:
+                tag = json.loads(str(record.get("manifest"))).get("tag")
+            except ValueError:
+                continue
+            if tag == revision:
+                return cached
+        return None
 
     # generate --------------------------------------------------------------------------
     def open_model(self, ref: str, *, quiet: bool = False) -> tuple[Path, Provenance]:

@@ -104,3 +104,59 @@ def new_page(browser, live_server) -> Iterator:
     yield open_page
     for context in contexts:
         context.close()
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    password: str
+    display_name: str
+
+
+@pytest.fixture
+def make_account(registry):  # type: ignore[no-untyped-def]
+    """Create a user through the accounts services (optionally admin or institution staff)."""
+    from registry.accounts import institutions, services
+    from registry.errors import NotFound
+
+    def make(
+        email: str,
+        *,
+        display_name: str = "",
+        password: str = "correct-horse-battery",
+        admin: bool = False,
+        institution: str | None = None,
+        role: str = "publisher",
+    ) -> Account:
+        with registry.sessions() as db:
+            user = services.register_user(
+                db,
+                email=email,
+                password=password,
+                display_name=display_name,
+                accept_terms=True,
+                now=registry.now(),
+                is_registry_admin=admin,
+            )
+            if institution is not None:
+                try:
+                    place = institutions.get_institution(db, institution)
+                except NotFound:
+                    place = institutions.create_institution(
+                        db,
+                        slug=institution,
+                        name=institution.upper(),
+                        actor=user,
+                        now=registry.now(),
+                    )
+                institutions.set_membership(
+                    db, place, user, role=role, actor=user, now=registry.now()
+                )
+            return Account(email, password, user.display_name)
+
+    return make
+
+
+@pytest.fixture
+def admin_account(make_account) -> Account:  # type: ignore[no-untyped-def]
+    return make_account("admin@registry.example", display_name="Registry Admin", admin=True)

@@ -255,6 +255,32 @@ class RegistryClient:
         items = payload.get("versions") if isinstance(payload, dict) else payload
         return [v for v in items if isinstance(v, dict)] if isinstance(items, list) else []
 
+    # access requests -------------------------------------------------------------------
+    def access_form(self, repo: str) -> dict[str, Any]:
+        """The model's tier and the fields its access request asks for."""
+        check_repo(repo)
+        return self.http.get_json(f"/api/v1/models/{repo}/access-form")
+
+    def access_fields(self, repo: str) -> list[dict[str, Any]]:
+        fields = self.access_form(repo).get("fields") or []
+        return [f for f in fields if isinstance(f, dict) and f.get("name")]
+
+    def request_access(self, repo: str, fields: Mapping[str, str]) -> dict[str, Any]:
+        """Submit an access request; the answer carries its status and ``still_missing``."""
+        check_repo(repo)
+        if not self.http.token:
+            raise AuthenticationError("Log in first: registry-client login")
+        return self.http.call_json(
+            "POST", f"/api/v1/models/{repo}/access-requests", json={"fields": dict(fields)}
+        )
+
+    def my_access_requests(self, repo: str | None = None) -> list[dict[str, Any]]:
+        """Your access requests and grants (for one model when ``repo`` is given)."""
+        if not self.http.token:
+            return []
+        rows = self.http.get_json("/api/v1/me/access-requests")
+        return [r for r in rows if isinstance(r, dict) and (repo is None or r.get("model") == repo)]
+
     # pull ------------------------------------------------------------------------------
     def fetch_manifest(self, repo: str, revision: str) -> dict[str, Any]:
         check_repo(repo)

@@ -286,12 +286,21 @@ def request_access(ctx: click.Context, repo: str, fields: tuple[str, ...]) -> No
         if not sep:
             raise ConfigError(f"--field {item!r}: use NAME=VALUE")
         given[name.strip()] = value
-    for field in client.access_fields(repo):
+    form = client.access_form(repo)
+    if not form.get("requires_request"):
+        click.echo(f"{repo} ({form.get('tier')} tier) needs no access request", err=True)
+    for field in form.get("fields") or []:
         name = str(field.get("name"))
         if name not in given:
             given[name] = click.prompt(str(field.get("label") or name))
     request = client.request_access(repo, given)
     click.echo(f"access request {request.get('id')} for {repo}: {request.get('status')}")
+    missing = request.get("still_missing") or []
+    if missing:
+        click.echo("Also needed before you can download:")
+        for item in missing:
+            fix = f" (fix at {client.url}{item['fix_url']})" if item.get("fix_url") else ""
+            click.echo(f"  - {item.get('message')}{fix}")
 
 
 @main.command()

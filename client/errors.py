@@ -215,8 +215,8 @@ def _missing(payload: Mapping[str, Any], base_url: str) -> list[Missing]:
 
 def _problems(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
     items = payload.get("problems")
-    return [
-        (str(p.get("path", "")), str(p.get("reason", "")))
+    return [  # publishing says {path, reason}; account forms say {field, problem}
+        (str(p.get("path", p.get("field", ""))), str(p.get("reason", p.get("problem", ""))))
         for p in (items if isinstance(items, list) else [])
         if isinstance(p, dict)
     ]

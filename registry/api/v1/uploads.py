@@ -152,6 +152,7 @@ def _iso(value: Any) -> str | None:
 )
 def open_upload() -> tuple[Response, int]:
     registry = current_registry()
+    user = _user()
     req = sessions.parse_open_request(request.get_json(silent=True))
     institution = sessions.find_institution(g.db, req.namespace)
     limits = _limits()
@@ -165,7 +166,7 @@ def open_upload() -> tuple[Response, int]:
         registry.blobs,
         model,
         req,
-        user=_user(),
+        user=user,
         limits=limits,
         now=registry.now(),
         request_info=request_info(),

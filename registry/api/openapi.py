@@ -30,6 +30,7 @@ def document(
     status: int = 200,
     query: dict[str, dict[str, Any]] | None = None,
     content_type: str = "application/json",
+    also_produces: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Attach OpenAPI metadata to a view (request body, response schema, query params)."""
 
@@ -44,6 +45,7 @@ def document(
                 "status": status,
                 "query": query or {},
                 "content_type": content_type,
+                "also_produces": also_produces,
             },
         )
         return view
@@ -70,15 +72,15 @@ def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
             for name, schema in meta["query"].items()
         ]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            content = {"application/json": {"schema": meta["response"] or {}}}
+            for media_type in meta.get("also_produces", ()):
+                content[media_type] = {"schema": {"type": "string"}}
             op: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}_{method.lower()}",
                 "summary": meta["summary"],
                 "parameters": params,
                 "responses": {
-                    str(meta["status"]): {
-                        "description": "Success",
-                        "content": {"application/json": {"schema": meta["response"] or {}}},
-                    },
+                    str(meta["status"]): {"description": "Success", "content": content},
                     "4XX": {
                         "description": "Client error with a message saying what to fix",
                         "content": {"application/json": {"schema": ERROR_SCHEMA}},

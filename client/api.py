@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -95,7 +96,7 @@ class RegistryClient:
         token: str | None = None,
         email: str | None = None,
         password: str | None = None,
-        token_name: str = "registry-client",
+        token_name: str | None = None,
         scope: str = "write",
         accept_new_key: bool = False,
     ) -> dict[str, Any]:
@@ -103,7 +104,8 @@ class RegistryClient:
         if token is None:
             if not email or not password:
                 raise ConfigError("Log in with --token, or with --email and a password")
-            token = self._create_token(email, password, token_name, scope)
+            name = token_name or f"registry-client on {socket.gethostname()}"[:100]
+            token = self._create_token(email, password, name, scope)
         self.http.token = token
         who = self.whoami()
         self._pin_keys_at_login(accept_new_key)
@@ -112,12 +114,20 @@ class RegistryClient:
         return who
 
     def _create_token(self, email: str, password: str, name: str, scope: str) -> str:
+        """Log in with a password (session cookie + CSRF token), then create an API token."""
+        session = self.http.call_json(
+            "POST", "/api/v1/login", auth=False, json={"email": email, "password": password}
+        )
+        csrf = session.get("csrf_token") if isinstance(session, dict) else None
         answer = self.http.call_json(
             "POST",
             "/api/v1/tokens",
             auth=False,
-            json={"email": email, "password": password, "name": name, "scope": scope},
+            # Flask-WTF also checks the Referer on HTTPS (it must be this registry).
+            headers={"X-CSRFToken": str(csrf or ""), "Referer": f"{self.url}/account/tokens"},
+            json={"name": name, "scope": scope},
         )
+        self.http.session.cookies.clear()  # the API token replaces the web session from here
         token = answer.get("token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise AuthenticationError("The registry did not return a token")

@@ -1,0 +1,51 @@
+"""``verify``: re-hash a cached version, re-check signatures offline, evict damage."""
+
+from __future__ import annotations
+
+import os
+
+from tests.client.conftest import run_cli
+
+UNET = "unet/diffusion_pytorch_model.safetensors"
+
+
+def test_verify_passes_on_an_intact_cache(counted_server, client_dirs, open_tiny, make_client):
+    make_client().pull("demo/tiny", quiet=True)
+    counted_server.traffic.reset()
+
+    done = run_cli("--url", counted_server.url, "verify", "demo/tiny")
+
+    assert done.returncode == 0, done.stderr
+    assert "verified" in done.stdout
+    assert counted_server.traffic.requests == []  # offline: pinned keys and local bytes only
+
+
+def test_verify_finds_damage_and_the_next_pull_repairs_it(
+    counted_server, client_dirs, open_tiny, make_client
+):
+    client = make_client()
+    folder = client.pull("demo/tiny", quiet=True).path
+    damaged = folder / UNET
+    size = damaged.stat().st_size
+    os.chmod(damaged, 0o644)
+    with damaged.open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\0\0\0\0")
+    (folder / "notes.txt").write_text("not part of the model")
+
+    done = run_cli("--url", counted_server.url, "verify", "demo/tiny")
+
+    assert done.returncode == 7
+    assert UNET in done.stderr and "notes.txt" in done.stderr
+    assert not folder.exists()
+    counted_server.traffic.reset()
+    repaired = client.pull("demo/tiny", quiet=True)
+    assert repaired.bytes_fetched == size
+    assert [r[1].rsplit("/", 2)[-2:] for r in counted_server.traffic.requests
+            if "/resolve/" in r[1]] == [["unet", "diffusion_pytorch_model.safetensors"]]  # fmt: skip
+    assert client.verify("demo/tiny") == []
+
+
+def test_verify_of_an_uncached_model_exits_5(counted_server, client_dirs):
+    done = run_cli("--url", counted_server.url, "verify", "demo/tiny")
+    assert done.returncode == 5 and "pull it first" in done.stderr

@@ -93,6 +93,7 @@ def install_guard(app: Flask) -> None:
         if (
             view is not None
             and getattr(view, DEFERRED_ATTR, False)
+            and g.get("registry_action") is not None  # the view ran (not refused before it)
             and response.status_code < 400
             and not g.get("registry_authorized", False)
         ):

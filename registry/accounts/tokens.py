@@ -91,7 +91,7 @@ def authenticate_token(db: Session, presented: str, now: dt.datetime) -> ApiToke
     token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(presented)))
     if token is None or not hmac.compare_digest(token.token_hash, token_hash(presented)):
         raise Unauthorized(f"Invalid API token: it is not known to this registry; {where}")
-    label = f"API token {token.prefix}… ({token.name})"
+    label = f"API token {token.prefix}... ({token.name})"
     if token.revoked_at is not None:
         raise Unauthorized(f"{label} was revoked on {token.revoked_at:%Y-%m-%d}; {where}")
     if token.expires_at <= now:

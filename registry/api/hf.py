@@ -203,10 +203,13 @@ def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
         raise
     authorize(version)
     if version.state == "withdrawn":
+        # Stock huggingface_hub shows X-Error-Message only for codes it knows; with any other
+        # code it ends in "check your connection". The JSON body keeps VersionWithdrawn.
         raise VersionWithdrawn(
             f"{model.repo_id} version {version.commit} was withdrawn on "
             f"{version.withdrawn_at:%Y-%m-%d}: {version.withdrawn_reason}. Its files can no "
-            "longer be downloaded."
+            "longer be downloaded.",
+            headers={"X-Error-Code": "RevisionNotFound"},
         )
     headers = {
         "X-Repo-Commit": version.commit or "",

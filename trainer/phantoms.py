@@ -7,12 +7,13 @@ of the image width (x, left to right) and height (y, top to bottom).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from trainer.manifest import write_manifest
 
 FINDINGS = ("normal", "effusion", "cardiomegaly", "pneumothorax")
 SIDES = ("left", "right", "bilateral")
@@ -30,6 +31,7 @@ HEART_HALF_WIDTH = {"normal": 0.14, "small": 0.185, "moderate": 0.205, "large": 
 EFFUSION_FRACTION = {"small": 0.2, "moderate": 0.35, "large": 0.55}
 PNEUMOTHORAX_COLLAPSE = {"small": 0.34, "moderate": 0.42, "large": 0.55}
 SUPERSAMPLE = 2
+PHANTOM_DATASET = "synthetic-phantoms"
 
 
 @dataclass(frozen=True)
@@ -209,19 +211,25 @@ def generate_phantoms(
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    manifest = out_dir / "manifest.jsonl"
-    with manifest.open("w", encoding="utf-8") as lines:
-        for index in range(n):
-            finding = sample_finding(rng)
-            pixels = render_phantom(finding, size, rng)
-            name = f"images/phantom-{seed}-{index:06d}.png"
-            Image.fromarray(pixels, mode="L").save(out_dir / name)
-            record = {
+    rows = []
+    for index in range(n):
+        finding = sample_finding(rng)
+        pixels = render_phantom(finding, size, rng)
+        name = f"images/phantom-{seed}-{index:06d}.png"
+        Image.fromarray(pixels, mode="L").save(out_dir / name)
+        rows.append(
+            {
                 "image": name,
                 "text": write_report(finding, rng),
                 "labels": finding.labels(),
                 "patient_id": f"phantom-{seed}-{index:06d}",
                 "split": "validation" if rng.random() < validation_fraction else "train",
             }
-            lines.write(json.dumps(record) + "\n")
-    return manifest
+        )
+    description = (
+        f"{n} synthetic chest X-ray phantoms ({size} px, seed {seed}) made by registry-train: "
+        "effusion, cardiomegaly, pneumothorax or normal, with short reports; no patient data."
+    )
+    return write_manifest(
+        out_dir / "manifest.jsonl", rows, dataset=PHANTOM_DATASET, description=description
+    )

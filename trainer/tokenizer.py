@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from importlib import resources
@@ -117,3 +118,12 @@ def build_clip_tokenizer(work_dir: Path) -> CLIPTokenizer:
         str(work_dir / "merges.txt"),
         model_max_length=MODEL_MAX_LENGTH,
     )
+
+
+def copy_tokenizer_vocab_files(source_pipeline: Path, target_pipeline: Path) -> None:
+    """Copy ``vocab.json``/``merges.txt`` (needed by transformers 4) if the target lacks them."""
+    for name in ("vocab.json", "merges.txt"):
+        source = Path(source_pipeline) / "tokenizer" / name
+        target = Path(target_pipeline) / "tokenizer" / name
+        if source.is_file() and not target.exists():
+            shutil.copyfile(source, target)

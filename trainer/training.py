@@ -1,0 +1,403 @@
+"""``fit``: fine-tune a Stable Diffusion pipeline on image-report pairs.
+
+Reads top to bottom like diffusers' example scripts: accelerator, load, freeze, data,
+optimizer, resume, loop, save. Reusable pieces live in the modules beside this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from diffusers.models.attention_processor import AttnProcessor2_0
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel, cast_training_params
+from tqdm.auto import tqdm
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from trainer.base_model import resolve_base_model
+from trainer.checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from trainer.config import ConfigError, FitConfig
+from trainer.data import (
+    EpochShuffleSampler,
+    PreparedData,
+    TrainingExamples,
+    collate_examples,
+    prepare_training_data,
+)
+from trainer.lora import add_lora_adapter, merge_lora_into_pipeline, save_lora_adapter
+from trainer.loss_curve import append_metrics, draw_loss_curve, read_metrics, truncate_metrics
+from trainer.manifest import read_manifest
+from trainer.objective import diffusion_loss, sample_latents
+from trainer.run_summary import base_info, dataset_info, peak_memory_bytes, write_json
+from trainer.tokenizer import copy_tokenizer_vocab_files
+from trainer.validation import choose_validation_prompts, write_validation_grid
+
+logger = logging.getLogger(__name__)
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class FitResult:
+    """Where the run's outputs are and how it went."""
+
+    output_dir: Path
+    pipeline_dir: Path
+    lora_dir: Path | None
+    global_step: int
+    losses: list[float] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_generator(seed: int, epoch: int, batch_index: int, process: int) -> torch.Generator:
+    """Randomness for one batch, from its position alone: a resumed run draws the same."""
+    return torch.Generator().manual_seed(
+        ((seed * 1_000_003 + epoch) * 1_000_003 + batch_index) * 131 + process
+    )
+
+
+def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = None) -> FitResult:
+    """Fine-tune per ``config``; write checkpoints, curves, samples and the final pipeline."""
+    output = config.output_dir
+    output.mkdir(parents=True, exist_ok=True)
+
+    # Accelerator: mixed precision, gradient accumulation, one process per GPU.
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=config.mixed_precision,
+        project_config=ProjectConfiguration(project_dir=str(output)),
+    )
+    set_seed(config.seed)
+    weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
+    resume_from = find_checkpoint(output, config.resume_from_checkpoint)
+    if resume_from is None and list_checkpoints(output):
+        raise ConfigError(
+            f"{output} already has checkpoints: resume with 'latest' or use a new folder"
+        )
+
+    # Load the base pipeline's parts.
+    base = resolve_base_model(config.base)
+    tokenizer = CLIPTokenizer.from_pretrained(base.path, subfolder="tokenizer")
+    noise_scheduler = DDPMScheduler.from_pretrained(base.path, subfolder="scheduler")
+    text_encoder = CLIPTextModel.from_pretrained(base.path, subfolder="text_encoder")
+    vae = AutoencoderKL.from_pretrained(base.path, subfolder="vae")
+    unet = UNet2DConditionModel.from_pretrained(base.path, subfolder="unet")
+
+    # Freeze what is not trained; attach LoRA; keep trainable weights in fp32.
+    vae.requires_grad_(False)
+    text_encoder.requires_grad_(config.train_text_encoder)
+    unet.set_attn_processor(AttnProcessor2_0())  # PyTorch SDPA kernels
+    if config.mode == "lora":
+        _place(unet, accelerator.device, weight_dtype)
+        add_lora_adapter(unet, rank=config.lora_rank, alpha=config.lora_alpha)
+        cast_training_params(unet, dtype=torch.float32)
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+        if config.train_text_encoder:
+            text_encoder.gradient_checkpointing_enable()
+    _place(vae, accelerator.device, weight_dtype)
+    if not config.train_text_encoder:
+        _place(text_encoder, accelerator.device, weight_dtype)
+    unet_params = [p for p in unet.parameters() if p.requires_grad]
+    text_params = list(text_encoder.parameters()) if config.train_text_encoder else []
+    ema = EMAModel(unet_params + text_params, decay=config.ema_decay) if config.use_ema else None
+
+    # Data: check every image once; cache latents and (frozen) text embeddings.
+    manifest = read_manifest(config.train_manifest)
+    records = manifest.select("train")[: config.max_train_samples]
+    with accelerator.main_process_first():
+        data = prepare_training_data(
+            records,
+            tokenizer=tokenizer,
+            vae=vae,
+            text_encoder=text_encoder,
+            resolution=config.resolution,
+            cache_dir=output / "cache",
+            cache_latents=config.cache_latents,
+            cache_text=config.caches_text,
+        )
+    sampler = EpochShuffleSampler(len(data.records), config.seed)
+    dataloader = torch.utils.data.DataLoader(
+        TrainingExamples(data, config.resolution),
+        batch_size=config.train_batch_size,
+        sampler=sampler,
+        collate_fn=collate_examples,
+        num_workers=config.dataloader_num_workers,
+    )
+
+    # Optimizer and learning-rate schedule.
+    optimizer_class = _adamw_class(config.use_8bit_adam)
+    groups = [{"params": unet_params, "lr": config.learning_rate}]
+    if text_params:
+        groups.append(
+            {"params": text_params, "lr": config.text_encoder_learning_rate or config.learning_rate}
+        )
+    optimizer = optimizer_class(
+        groups,
+        betas=(config.adam_beta1, config.adam_beta2),
+        weight_decay=config.adam_weight_decay,
+        eps=config.adam_epsilon,
+    )
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=config.max_train_steps * accelerator.num_processes,
+    )
+    if config.train_text_encoder:
+        unet, text_encoder, optimizer, dataloader, lr_scheduler = accelerator.prepare(
+            unet, text_encoder, optimizer, dataloader, lr_scheduler
+        )
+    else:
+        unet, optimizer, dataloader, lr_scheduler = accelerator.prepare(
+            unet, optimizer, dataloader, lr_scheduler
+        )
+    trained = [unet, text_encoder] if config.train_text_encoder else [unet]
+    updates_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
+    epochs = math.ceil(config.max_train_steps / updates_per_epoch)
+
+    # Resume: restore state, forget the loss rows that will be trained again.
+    global_step = 0
+    if resume_from is not None:
+        global_step = load_checkpoint(accelerator, resume_from, ema=ema)
+        truncate_metrics(output, global_step)
+        accelerator.print(f"resumed from {resume_from} at step {global_step}")
+    elif accelerator.is_main_process:
+        (output / "metrics.jsonl").unlink(missing_ok=True)
+    if ema is not None:
+        ema.to(accelerator.device)
+    write_json(output / "run_config.json", {"config": config.to_dict(), "base": base_info(base)})
+    prompts = choose_validation_prompts(
+        config.validation_prompts, manifest, config.validation_manifest
+    )
+
+    def validate(pipeline: StableDiffusionPipeline, step: int) -> None:
+        write_validation_grid(
+            pipeline,
+            prompts,
+            output / "validation" / f"step-{step}.png",
+            resolution=config.resolution,
+            steps=config.validation_inference_steps,
+            seed=config.seed,
+            autocast_dtype=None if weight_dtype == torch.float32 else weight_dtype,
+        )
+
+    def validate_current(step: int) -> None:
+        """Validation images from the weights being trained (the EMA weights, if kept)."""
+        if not accelerator.is_main_process:
+            return
+        if ema is not None:
+            ema.store(unet_params + text_params)
+            ema.copy_to(unet_params + text_params)
+        current = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=accelerator.unwrap_model(text_encoder),
+            tokenizer=tokenizer,
+            unet=accelerator.unwrap_model(unet),
+            scheduler=DPMSolverMultistepScheduler.from_pretrained(base.path, subfolder="scheduler"),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        validate(current, step)
+        if ema is not None:
+            ema.restore(unet_params + text_params)
+
+    # Train.
+    first_epoch = global_step // updates_per_epoch
+    skip_batches = (global_step % updates_per_epoch) * config.gradient_accumulation_steps
+    scaling_factor = vae.config.scaling_factor
+    progress = tqdm(
+        total=config.max_train_steps,
+        initial=global_step,
+        desc="fit",
+        disable=not (config.progress_bar and accelerator.is_local_main_process),
+    )
+    losses_in_update: list[float] = []
+    started, start_step = time.perf_counter(), global_step
+    for epoch in range(first_epoch, epochs):
+        sampler.set_epoch(epoch)
+        skip = skip_batches if epoch == first_epoch else 0
+        batches = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
+        for batch_index, batch in enumerate(batches, start=skip):
+            if global_step >= config.max_train_steps:
+                break
+            generator = batch_generator(config.seed, epoch, batch_index, accelerator.process_index)
+            with accelerator.accumulate(*trained):
+                loss = _batch_loss(
+                    batch,
+                    config,
+                    data,
+                    unet,
+                    vae,
+                    text_encoder,
+                    noise_scheduler,
+                    generator,
+                    scaling_factor,
+                )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(unet_params + text_params, config.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            losses_in_update.append(float(accelerator.gather(loss.detach()).mean()))
+            if not accelerator.sync_gradients:
+                continue
+            if ema is not None:
+                ema.step(unet_params + text_params)
+            global_step += 1
+            step_loss = sum(losses_in_update) / len(losses_in_update)
+            losses_in_update = []
+            progress.update(1)
+            progress.set_postfix(loss=f"{step_loss:.4f}")
+            if accelerator.is_main_process:
+                append_metrics(
+                    output,
+                    {"step": global_step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0]},
+                )
+            if on_step is not None:
+                on_step(global_step, step_loss)
+            if global_step % config.checkpointing_steps == 0:
+                save_checkpoint(
+                    accelerator, output, global_step, ema=ema, keep=config.checkpoints_total_limit
+                )
+            if config.validation_steps and global_step % config.validation_steps == 0:
+                validate_current(global_step)
+    progress.close()
+    elapsed = time.perf_counter() - started
+
+    # Save: EMA weights into the model, the pipeline (merged for LoRA), curves, samples, summary.
+    accelerator.wait_for_everyone()
+    if global_step % config.checkpointing_steps:
+        save_checkpoint(
+            accelerator, output, global_step, ema=ema, keep=config.checkpoints_total_limit
+        )
+    if ema is not None:
+        ema.copy_to(unet_params + text_params)
+    unet = accelerator.unwrap_model(unet)
+    text_encoder = accelerator.unwrap_model(text_encoder)
+    pipeline_dir, lora_dir = output / "pipeline", None
+    if accelerator.is_main_process:
+        shutil.rmtree(pipeline_dir, ignore_errors=True)
+        if config.mode == "lora":
+            lora_dir = output / "lora"
+            save_lora_adapter(unet, lora_dir)
+            merge_lora_into_pipeline(base.path, lora_dir, pipeline_dir)
+        else:
+            pipeline = StableDiffusionPipeline.from_pretrained(
+                base.path,
+                unet=unet.to(torch.float32),
+                **(
+                    {"text_encoder": text_encoder.to(torch.float32)}
+                    if config.train_text_encoder
+                    else {}
+                ),
+                safety_checker=None,
+                requires_safety_checker=False,
+            )
+            pipeline.save_pretrained(pipeline_dir, safe_serialization=True)
+        copy_tokenizer_vocab_files(base.path, pipeline_dir)
+        validate(StableDiffusionPipeline.from_pretrained(pipeline_dir), global_step)
+    rows = read_metrics(output)
+    losses = [row["loss"] for row in rows]
+    samples = (global_step - start_step) * config.train_batch_size
+    samples *= config.gradient_accumulation_steps * accelerator.num_processes
+    summary = {
+        "base": base_info(base),
+        "config": config.to_dict(),
+        "global_step": global_step,
+        "dataset": dataset_info(manifest.skipped, data, len(records)),
+        "metrics": {
+            "first_loss": losses[0] if losses else None,
+            "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None,
+            "train_seconds": elapsed,
+            "samples_per_second": samples / elapsed if elapsed > 0 else None,
+            "peak_memory_bytes": peak_memory_bytes(accelerator.device),
+        },
+    }
+    if accelerator.is_main_process:
+        draw_loss_curve([row["step"] for row in rows], losses, output / "loss.png")
+        write_json(output / "summary.json", summary)
+    accelerator.end_training()
+    return FitResult(output, pipeline_dir, lora_dir, global_step, losses, summary)
+
+
+def _batch_loss(
+    batch: dict[str, torch.Tensor],
+    config: FitConfig,
+    data: PreparedData,
+    unet: UNet2DConditionModel,
+    vae: AutoencoderKL,
+    text_encoder: CLIPTextModel,
+    noise_scheduler: DDPMScheduler,
+    generator: torch.Generator,
+    scaling_factor: float,
+) -> torch.Tensor:
+    """The denoising loss of one batch, drawing all randomness from ``generator``."""
+    if not batch:  # every image of the batch failed to load: a zero loss keeps the step count
+        return sum(p.sum() for p in unet.parameters() if p.requires_grad) * 0.0
+    device = unet.device if hasattr(unet, "device") else vae.device
+    if "latent_mean" in batch:
+        latents = sample_latents(
+            batch["latent_mean"], batch["latent_std"], scaling_factor, generator
+        )
+    else:
+        pixels = batch["pixels"].to(vae.device, vae.dtype)
+        posterior = vae.encode(pixels).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator)
+        latents = (
+            posterior.mean + posterior.std * noise.to(posterior.mean)
+        ).float() * scaling_factor
+    dropped = torch.rand(len(latents), generator=generator) < config.text_dropout
+    if "text_embedding" in batch:
+        hidden = batch["text_embedding"].clone()
+        hidden[dropped] = data.empty_text_embedding.to(hidden)
+    else:
+        input_ids = batch["input_ids"].clone()
+        input_ids[dropped] = data.empty_input_ids
+        hidden = text_encoder(input_ids.to(text_encoder.device), return_dict=False)[0]
+    return diffusion_loss(
+        unet,
+        noise_scheduler,
+        latents.to(device),
+        hidden.to(device),
+        generator,
+        snr_gamma=config.snr_gamma,
+        noise_offset=config.noise_offset,
+    )
+
+
+def _adamw_class(use_8bit: bool) -> type[torch.optim.Optimizer]:
+    """torch's AdamW, or bitsandbytes' 8-bit AdamW (optional dependency, CUDA only)."""
+    if not use_8bit:
+        return torch.optim.AdamW
+    try:
+        import bitsandbytes
+    except ImportError as exc:
+        raise ConfigError("use_8bit_adam needs bitsandbytes: pip install bitsandbytes") from exc
+    return bitsandbytes.optim.AdamW8bit
+
+
+def _place(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Move a frozen model to the device, in the compute dtype when mixed precision is on."""
+    if dtype == torch.float32:
+        model.to(device)  # passing dtype=float32 makes diffusers warn about fp32 modules
+    else:
+        model.to(device, dtype=dtype)

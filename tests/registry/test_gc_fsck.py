@@ -1,0 +1,108 @@
+"""``gc`` removes only unreferenced blobs past the grace period; ``fsck`` finds corruption."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.registry.publishing_helpers import (
+    UploadApi,
+    folder_files,
+    make_token,
+    make_user,
+    sha256,
+)
+
+WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture
+def files(tiny_model_dir: Path) -> dict[str, bytes]:
+    return folder_files(tiny_model_dir)
+
+
+@pytest.fixture
+def api(registry, client) -> UploadApi:
+    return UploadApi(make_token(registry, make_user(registry, "p@mgh.org", institution="mgh")),
+                     client=client)  # fmt: skip
+
+
+@pytest.fixture
+def cli_env(settings) -> dict[str, str]:
+    return {
+        "REGISTRY_DATABASE_URL": settings.database_url,
+        "REGISTRY_STORAGE_URL": settings.storage_url,
+        "REGISTRY_SECRET_KEY": settings.secret_key,
+        "REGISTRY_INSTANCE_PATH": str(settings.instance_path),
+    }
+
+
+def _stored(registry) -> set[str]:
+    return {sha for sha, _, _ in registry.blobs.iter_blobs()}
+
+
+def test_gc_removes_only_unreferenced_blobs_past_the_grace(api, registry, client, files):
+    from registry.publishing.gc import collect_garbage
+
+    assert api.publish("mgh/cxr", files, tier="open", tag="v1").status == 200
+    refused = api.publish(
+        "mgh/cxr", {**files, "junk.txt": b"refused junk", "x.safetensors": b"not weights"}
+    )
+    assert refused.status == 422
+    pending = {**files, "pending.txt": b"still uploading"}
+    session = api.open("mgh/cxr", pending).body
+    api.send_all(session, pending)
+    junk, kept = sha256(b"refused junk"), sha256(b"still uploading")
+    bad = sha256(b"not weights")
+    assert {junk, kept, bad} <= _stored(registry)
+
+    def gc(hours_later: float, dry_run: bool = False):
+        now = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours_later)
+        with registry.sessions() as db:
+            return collect_garbage(
+                db, registry.blobs, now=now, grace=dt.timedelta(hours=1), dry_run=dry_run
+            )
+
+    assert gc(0).blobs_removed == []  # everything is younger than the grace period
+    dry = gc(2, dry_run=True)
+    assert {sha for sha, _ in dry.blobs_removed} == {junk, bad} and junk in _stored(registry)
+    report = gc(2)
+    assert {sha for sha, _ in report.blobs_removed} == {junk, bad}
+    assert _stored(registry) == {sha256(b) for b in files.values()} | {kept}
+    assert client.get(f"/mgh/cxr/resolve/v1/{WEIGHTS}").data == files[WEIGHTS]
+    assert api.commit(session["id"]).status == 200
+
+
+def test_fsck_finds_corrupt_and_missing_blobs(api, registry, cli_env, files):
+    from registry.cli import main
+
+    assert api.publish("mgh/cxr", files, tier="open", tag="v1").status == 200
+    clean = CliRunner().invoke(main, ["fsck"], env=cli_env)
+    assert clean.exit_code == 0 and "all intact" in clean.output, clean.output
+
+    corrupt = registry.blobs.local_path(sha256(files[WEIGHTS]))
+    os.chmod(corrupt, 0o644)
+    data = bytearray(corrupt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(data))
+    registry.blobs.delete(sha256(files["unet/config.json"]))
+
+    broken = CliRunner().invoke(main, ["fsck"], env=cli_env)
+    assert broken.exit_code == 1
+    assert f"CORRUPT {sha256(files[WEIGHTS])}" in broken.output
+    assert f"MISSING {sha256(files['unet/config.json'])}" in broken.output
+    assert "1 corrupt, 1 missing" in broken.output
+
+
+def test_gc_command_reports_what_it_removed(api, registry, cli_env, files):
+    from registry.cli import main
+
+    api.publish("mgh/cxr", {**files, "bad.safetensors": b"not weights"}, tier="open")
+    result = CliRunner().invoke(main, ["gc", "--grace-hours", "0"], env=cli_env)
+    assert result.exit_code == 0, result.output
+    assert f"removed {len(files) + 1} blob(s)" in result.output
+    assert _stored(registry) == set()

@@ -26,6 +26,10 @@ LIMITS: dict[str, tuple[str, str]] = {
 }
 
 
+# Views limited by endpoint name, for pages that do not carry the decorator themselves.
+ENDPOINT_LIMITS = {"web.login": "login", "web.register": "register", "web.create_token": "token"}
+
+
 def rate_limited(name: str) -> Callable[[F], F]:
     """Mark a view as limited by ``LIMITS[name]`` (enforced once ``init_limiter`` runs)."""
     if name not in LIMITS:
@@ -64,12 +68,11 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
     )
     limiter.init_app(app)
     for endpoint, view in list(app.view_functions.items()):
-        name = _limit_name(view)
+        name = _limit_name(view) or ENDPOINT_LIMITS.get(endpoint)
         if name is None:
             continue
         spec, message = LIMITS[name]
-        app.view_functions[endpoint] = limiter.shared_limit(
-            spec, scope=name, error_message=message
-        )(view)
+        limit = limiter.shared_limit(spec, scope=name, methods=["POST"], error_message=message)
+        app.view_functions[endpoint] = limit(view)
     app.extensions["registry_limiter"] = limiter
     return limiter

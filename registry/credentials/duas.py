@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.access.policy import DuaSpec
@@ -34,16 +35,17 @@ def sign(
             f"The text of DUA {dua.id} changed since you read it; read it again and sign "
             "the current text."
         )
-    existing = db.scalar(
-        select(DuaSignature).where(DuaSignature.user_id == user.id, DuaSignature.dua == dua.id)
-    )
+    existing = _existing(db, user, dua)
     if existing is not None:
         return existing, False
     signature = DuaSignature(
         user_id=user.id, dua=dua.id, full_name=name, text_sha256=dua.sha256, signed_at=now
     )
-    db.add(signature)
-    db.flush()
+    try:
+        with db.begin_nested():
+            db.add(signature)
+    except IntegrityError:  # signed at the same moment by another request
+        return _existing(db, user, dua), False
     record_event(
         db,
         "dua:sign",
@@ -55,6 +57,12 @@ def sign(
     )
     db.commit()
     return signature, True
+
+
+def _existing(db: Session, user: User, dua: DuaSpec) -> DuaSignature | None:
+    return db.scalar(
+        select(DuaSignature).where(DuaSignature.user_id == user.id, DuaSignature.dua == dua.id)
+    )
 
 
 def signatures(db: Session, user: User) -> Sequence[DuaSignature]:

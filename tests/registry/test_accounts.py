@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tests.fixtures.principals import PASSWORD
 
 NEW_PASSWORD = "another-long-password-42"
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 def _register(api, email: str = "ada@example.org", **extra):
@@ -34,6 +35,11 @@ def test_register_login_me_logout(api, client, registry) -> None:
     assert created.status_code == 201, created.json
     assert created.json["email"] == "ada@example.org"
     assert "password" not in created.json and "password_hash" not in created.json
+    from registry.models import User
+
+    with registry.sessions() as db:
+        stored = db.scalar(select(User.password_hash).where(User.email == "ada@example.org"))
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
 
     assert api("GET", "/api/v1/me").status_code == 401
     login = api("POST", "/api/v1/login", json={"email": "ADA@example.org", "password": PASSWORD})
@@ -346,4 +352,13 @@ def test_login_registration_and_tokens_are_rate_limited(settings, storage, peopl
         for i in range(6)
     ]
     assert registrations == [201] * 5 + [429]
+
+    # The web UI's login form shares the login counter (CSRF is the web UI's own test).
+    app.config["WTF_CSRF_METHODS"] = []
+    page = {"REMOTE_ADDR": "10.8.8.8" if storage == "memory" else address.replace("10.", "11.")}
+    for _ in range(10):
+        client.post("/api/v1/login", json=body, environ_base=page)
+    assert client.get("/login", environ_base=page).status_code == 200
+    web = client.post("/login", data={"email": "a@b.org", "password": "x"}, environ_base=page)
+    assert web.status_code == 429
     app.extensions["registry"].engine.dispose()

@@ -103,7 +103,7 @@ def decide(
 ) -> AccessRequest:
     """Accept (optionally until a date) or reject (with a reason) a pending request."""
     problems = Problems()
-    if decision not in ("accept", "reject"):
+    if not isinstance(decision, str) or decision not in ("accept", "reject"):
         problems.add("decision", "must be accept or reject")
     reason = problems.text("reason", reason, max_length=2000, required=decision == "reject")
     problems.raise_if_any("Cannot record the decision")

@@ -149,7 +149,8 @@ def change_password(
     request_info: RequestInfo | None = None,
 ) -> User:
     """Set a new password; every existing session cookie stops working (tokens stay)."""
-    if not verify_password(user.password_hash, current_password or ""):
+    current_password = current_password if isinstance(current_password, str) else ""
+    if not verify_password(user.password_hash, current_password):
         raise Forbidden("The current password is wrong.")
     problems = Problems()
     if not isinstance(new_password, str):

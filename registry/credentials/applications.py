@@ -99,7 +99,7 @@ def decide(
 ) -> CredentialApplication:
     """Accept or reject a pending application, or revoke an accepted one."""
     problems = Problems()
-    if decision not in DECISIONS:
+    if not isinstance(decision, str) or decision not in DECISIONS:
         problems.add("decision", f"must be one of {', '.join(DECISIONS)}")
     reason = problems.text("reason", reason, max_length=2000, required=decision != "accept")
     problems.raise_if_any("Cannot record the decision")

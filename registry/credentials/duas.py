@@ -30,6 +30,9 @@ def sign(
     problems = Problems()
     name = problems.text("full_name", full_name, max_length=200)
     problems.raise_if_any("Cannot sign the DUA")
+    if text_sha256 is not None and not isinstance(text_sha256, str):
+        problems.add("text_sha256", "must be a string")
+    problems.raise_if_any("Cannot sign the DUA")
     if text_sha256 and text_sha256.lower() != dua.sha256:
         raise Conflict(
             f"The text of DUA {dua.id} changed since you read it; read it again and sign "

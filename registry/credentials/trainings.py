@@ -135,7 +135,7 @@ def review(
 ) -> Training:
     """Accept (``valid_until`` = completion date, or today, + the policy's validity) or reject."""
     problems = Problems()
-    if decision not in ("accept", "reject"):
+    if not isinstance(decision, str) or decision not in ("accept", "reject"):
         problems.add("decision", "must be accept or reject")
     reason = problems.text("reason", reason, max_length=2000, required=decision == "reject")
     problems.raise_if_any("Cannot record the review")

@@ -237,7 +237,7 @@ def create_token() -> tuple[Response, int]:
     return jsonify(data), 201
 
 
-@bp.delete("/tokens/<int:token_id>")
+@bp.delete("/tokens/<int(max=2147483647):token_id>")
 @requires("token:revoke", deferred=True)
 @document("Revoke an API token at once", response=OBJECT)
 def revoke_token(token_id: int) -> Response:
@@ -343,7 +343,7 @@ def list_users() -> Response:
     return jsonify([user_dict(u) for u in users])
 
 
-@bp.patch("/users/<int:user_id>")
+@bp.patch("/users/<int(max=2147483647):user_id>")
 @requires("admin:manage")
 @document("Grant or remove registry-admin; enable or disable an account", body=OBJECT)
 def update_user(user_id: int) -> Response:

@@ -53,7 +53,8 @@ class Version(Base):
     # Tag requested at upload; becomes a Tag row on publish.
     requested_tag: Mapped[str | None] = mapped_column(String(128))
     card_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    card_text: Mapped[str] = mapped_column(Text, default="")
+    # Large texts load on first access, so hot read paths (resolve) stay light.
+    card_text: Mapped[str] = mapped_column(Text, default="", deferred=True)
     base_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -65,8 +66,10 @@ class Version(Base):
     reject_reason: Mapped[str] = mapped_column(Text, default="")
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawn_reason: Mapped[str] = mapped_column(Text, default="")
-    validation_report: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    manifest: Mapped[str | None] = mapped_column(Text)
+    validation_report: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, deferred=True
+    )
+    manifest: Mapped[str | None] = mapped_column(Text, deferred=True)
     signature: Mapped[str | None] = mapped_column(String(200))
     signing_key_id: Mapped[str | None] = mapped_column(String(64))
     publisher_signature: Mapped[str | None] = mapped_column(String(200))

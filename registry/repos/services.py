@@ -42,8 +42,15 @@ def find_model(db: Session, namespace: str, name: str) -> Model | None:
 def get_model(db: Session, namespace: str, name: str) -> Model:
     """The model ``namespace/name`` if it has anything published; else RepoNotFound."""
     check_repo_id(namespace, name)
-    model = find_model(db, namespace, name)
-    if model is None or latest_published(db, model, include_withdrawn=True) is None:
+    visible = (
+        select(Version.id)
+        .where(Version.model_id == Model.id, Version.state.in_(VISIBLE_STATES))
+        .exists()
+    )
+    model = db.scalar(
+        select(Model).where(Model.namespace == namespace, Model.name == name, visible)
+    )
+    if model is None:
         raise RepoNotFound(
             f"Repository {namespace}/{name} not found. Check the name, or list models at "
             "/api/models."

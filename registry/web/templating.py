@@ -48,6 +48,17 @@ def card_value(value: Any) -> str:
     return str(value)
 
 
+LABELS = {"dua": "DUA", "license": "Licence", "base_model": "Base model"}
+
+
+def field_label(key: str) -> str:
+    """A front-matter key as a label: ``out_of_scope_use`` → "Out of scope use"."""
+    if key in LABELS:
+        return LABELS[key]
+    words = key.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 def viewer() -> Any:
     principal = g.get("principal")
     return principal.user if principal is not None else None
@@ -64,7 +75,9 @@ def policy_duas() -> list[Any]:
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(filesize=filesize, when=when, day=day, card_value=card_value)
+    app.jinja_env.filters.update(
+        filesize=filesize, when=when, day=day, card_value=card_value, field_label=field_label
+    )
     app.jinja_env.globals.update(
         viewer=viewer, can=can, asset=asset, safe_fix_url=safe_fix_url, policy_duas=policy_duas
     )

@@ -33,7 +33,7 @@ def test_model_page_shows_card_table_files_versions_and_open_access(client, open
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     # Front matter as a table, not as Markdown text.
-    assert '<th scope="row">intended use</th>' in page
+    assert '<th scope="row">Intended use</th>' in page
     assert "---" not in page.split('class="card-body"')[1].split("</section>")[0]
     assert "<h1>Tiny phantom (demo)</h1>" in page
     assert "unet/diffusion_pytorch_model.safetensors" in page

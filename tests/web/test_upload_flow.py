@@ -120,3 +120,21 @@ def test_publisher_uploads_resumes_after_reload_and_admin_publishes(
     expect(page.get_by_role("heading", name="Tiny phantom (demo)")).to_be_visible()
     expect(page.locator("table.data").get_by_text("model_index.json")).to_be_visible()
     assert page_events.errors == []
+
+
+def test_refused_files_are_marked_beside_the_file(page, make_account, model_copy):
+    publisher = make_account("pub2@mgh.example", institution="mgh")
+    (model_copy / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    log_in(page, publisher.email, publisher.password)
+    page.goto("/publish/upload")
+    expect(page.locator("#upload-form")).to_have_attribute("data-ready", "true")
+    page.get_by_label("Model name").fill("with-pickle")
+    page.set_input_files("#folder", str(model_copy))
+    expect(page.get_by_label("Licence")).to_have_value("apache-2.0")
+    page.get_by_role("button", name="Upload and submit for review").click()
+
+    row = page.locator("#file-list li[data-path='unet/diffusion_pytorch_model.bin']")
+    expect(row.locator(".problem")).to_contain_text("pickle")
+    expect(page.locator("#upload-status")).to_contain_text("problem")
+    assert page.locator("#file-list li .problem:not([hidden])").count() == 1
+    expect(page.get_by_role("button", name="Upload and submit for review")).to_be_enabled()

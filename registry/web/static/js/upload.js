@@ -136,6 +136,7 @@ function renderList() {
     size.className = "muted";
     size.textContent = humanSize(file.size);
     const progressCell = document.createElement("span");
+    progressCell.className = "progress-cell";
     const bar = document.createElement("progress");
     bar.max = Math.max(file.size, 1);
     bar.value = 0;
@@ -143,7 +144,7 @@ function renderList() {
     const label = document.createElement("span");
     label.className = "small muted file-state";
     label.textContent = "waiting";
-    progressCell.append(bar, " ", label);
+    progressCell.append(bar, label);
     const problem = document.createElement("span");
     problem.className = "problem";
     problem.hidden = true;

@@ -127,7 +127,7 @@ class RegistryClient:
             headers={"X-CSRFToken": str(csrf or ""), "Referer": f"{self.url}/account/tokens"},
             json={"name": name, "scope": scope},
         )
-        self.http.session.cookies.clear()  # the API token replaces the web session from here
+        self.http.cookies.clear()  # the API token replaces the web session from here
         token = answer.get("token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise AuthenticationError("The registry did not return a token")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from registry.access.policy import TierSpec
 from registry.access_requests.fields import clean_answers
-from registry.accounts.validation import Problems
+from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import RequestInfo, record_event
 from registry.errors import BadRequest, Conflict, NotFound
 from registry.models import AccessRequest, Model, User
@@ -61,7 +61,7 @@ def create(
 
 
 def get_request(db: Session, request_id: int) -> AccessRequest:
-    request = db.get(AccessRequest, request_id)
+    request = db.get(AccessRequest, request_id) if request_id <= MAX_ID else None
     if request is None:
         raise NotFound(f"No access request {request_id}.")
     return request

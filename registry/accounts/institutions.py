@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from registry.accounts.validation import Problems
+from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import RequestInfo, record_event
 from registry.errors import Conflict, NotFound
 from registry.models import Institution, Membership, User
@@ -66,7 +66,7 @@ def create_institution(
 def get_user(db: Session, ident: str) -> User:
     """A user by numeric id or email."""
     user = None
-    if ident.isdigit():
+    if ident.isdigit() and int(ident) <= MAX_ID:
         user = db.get(User, int(ident))
     elif "@" in ident:
         user = db.scalar(select(User).where(func.lower(User.email) == ident.strip().lower()))

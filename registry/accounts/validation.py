@@ -7,6 +7,7 @@ from typing import Any
 
 from registry.errors import ValidationFailed
 
+MAX_ID = 2**31 - 1  # database integer ids; larger path values cannot name a row
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 

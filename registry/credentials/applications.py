@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.accounts.validation import Problems
+from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import RequestInfo, record_event
 from registry.errors import Conflict, NotFound
 from registry.models import CredentialApplication, User
@@ -70,7 +70,9 @@ def apply(
 
 
 def get_application(db: Session, application_id: int) -> CredentialApplication:
-    application = db.get(CredentialApplication, application_id)
+    application = (
+        db.get(CredentialApplication, application_id) if application_id <= MAX_ID else None
+    )
     if application is None:
         raise NotFound(f"No credential application {application_id}.")
     return application

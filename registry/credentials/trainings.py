@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.access.policy import TrainingSpec
-from registry.accounts.validation import Problems
+from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import RequestInfo, record_event
 from registry.errors import Conflict, NotFound, PayloadTooLarge
 from registry.models import Training, User
@@ -105,7 +105,7 @@ def _date(problems: Problems, value: str | None, now: dt.datetime) -> dt.date | 
 
 
 def get_training(db: Session, training_id: int) -> Training:
-    training = db.get(Training, training_id)
+    training = db.get(Training, training_id) if training_id <= MAX_ID else None
     if training is None:
         raise NotFound(f"No training {training_id}.")
     return training

@@ -140,7 +140,7 @@ def my_requests() -> Response:
     return jsonify([request_dict(r) for r in services.list_requests(g.db, requester=_user())])
 
 
-@bp.get("/access-requests/<int(max=2147483647):request_id>")
+@bp.get("/access-requests/<int:request_id>")
 @requires("access-request:read", deferred=True)
 @document("One access request (its requester and reviewers)", response=OBJECT)
 def get_request(request_id: int) -> Response:
@@ -149,7 +149,7 @@ def get_request(request_id: int) -> Response:
     return jsonify(request_dict(req))
 
 
-@bp.post("/access-requests/<int(max=2147483647):request_id>/decision")
+@bp.post("/access-requests/<int:request_id>/decision")
 @requires("access-request:decide", deferred=True)
 @document(
     "Accept (optionally until expires_at) or reject (with a reason) a pending request",
@@ -181,7 +181,7 @@ def decide_request(request_id: int) -> Response:
     return jsonify(request_dict(req))
 
 
-@bp.post("/access-requests/<int(max=2147483647):request_id>/revoke")
+@bp.post("/access-requests/<int:request_id>/revoke")
 @requires("access-request:decide", deferred=True)
 @document("Revoke an accepted grant (with a reason)", body=OBJECT, response=OBJECT)
 def revoke_request(request_id: int) -> Response:

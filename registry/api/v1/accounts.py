@@ -9,6 +9,7 @@ from flask_wtf.csrf import generate_csrf
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import institutions, services, sessions, tokens
+from registry.accounts.validation import MAX_ID
 from registry.api.openapi import document
 from registry.api.requests import int_arg, request_info
 from registry.api.v1 import bp
@@ -126,11 +127,11 @@ def login() -> Response:
 
 @bp.post("/logout")
 @requires("account:write")
-@document("Log out: ends every web session of this account", status=204)
-def logout() -> tuple[str, int]:
+@document("Log out: ends every web session of this account", response=OBJECT)
+def logout() -> Response:
     services.end_sessions(g.db, _user(), now=current_registry().now(), request_info=request_info())
     sessions.logout_session()
-    return "", 204
+    return jsonify({"logged_out": True, "note": "Every web session of this account ended."})
 
 
 @bp.get("/me")
@@ -166,8 +167,8 @@ def me() -> Response:
 
 @bp.post("/me/password")
 @requires("account:write")
-@document("Change your password (ends your other web sessions)", body=OBJECT, status=204)
-def change_password() -> tuple[str, int]:
+@document("Change your password (ends your other web sessions)", body=OBJECT, response=USER_SCHEMA)
+def change_password() -> Response:
     body = json_object()
     now = current_registry().now()
     user = services.change_password(
@@ -180,7 +181,7 @@ def change_password() -> tuple[str, int]:
     )
     if current_principal().token is None:
         sessions.login_session(user, now=now)  # keep this browser logged in
-    return "", 204
+    return jsonify(user_dict(user))
 
 
 @bp.post("/me/terms")
@@ -237,11 +238,11 @@ def create_token() -> tuple[Response, int]:
     return jsonify(data), 201
 
 
-@bp.delete("/tokens/<int(max=2147483647):token_id>")
+@bp.delete("/tokens/<int:token_id>")
 @requires("token:revoke", deferred=True)
 @document("Revoke an API token at once", response=OBJECT)
 def revoke_token(token_id: int) -> Response:
-    token = g.db.get(ApiToken, token_id)
+    token = g.db.get(ApiToken, token_id) if token_id <= MAX_ID else None
     if token is None:
         raise NotFound(f"No API token {token_id}.")
     authorize(token)
@@ -315,8 +316,8 @@ def set_member(slug: str, user_ref: str) -> Response:
 
 @bp.delete("/institutions/<slug>/members/<user_ref>")
 @requires("institution:manage", deferred=True)
-@document("Remove a user from an institution", status=204)
-def remove_member(slug: str, user_ref: str) -> tuple[str, int]:
+@document("Remove a user from an institution", response=OBJECT)
+def remove_member(slug: str, user_ref: str) -> Response:
     institution = institutions.get_institution(g.db, slug)
     authorize(institution)
     user = institutions.get_user(g.db, user_ref)
@@ -328,7 +329,7 @@ def remove_member(slug: str, user_ref: str) -> tuple[str, int]:
         now=current_registry().now(),
         request_info=request_info(),
     )
-    return "", 204
+    return jsonify({"removed": user.email, "institution": institution.slug})
 
 
 @bp.get("/users")
@@ -343,12 +344,12 @@ def list_users() -> Response:
     return jsonify([user_dict(u) for u in users])
 
 
-@bp.patch("/users/<int(max=2147483647):user_id>")
+@bp.patch("/users/<int:user_id>")
 @requires("admin:manage")
 @document("Grant or remove registry-admin; enable or disable an account", body=OBJECT)
 def update_user(user_id: int) -> Response:
     body = json_object()
-    user = g.db.get(User, user_id)
+    user = g.db.get(User, user_id) if user_id <= MAX_ID else None
     if user is None:
         raise NotFound(f"No user {user_id}.")
     flags = {}

@@ -74,7 +74,11 @@ def _event_filter() -> EventFilter:
 
 @bp.get("/audit")
 @requires("audit:read")
-@document("Audit events in chain order, filtered (registry admins)", query=AUDIT_QUERY)
+@document(
+    "Audit events in chain order, filtered (registry admins)",
+    query=AUDIT_QUERY,
+    also_produces=("text/csv",),
+)
 def audit_events() -> Response:
     filters = _event_filter()
     fmt = _format_arg()
@@ -110,6 +114,7 @@ def audit_verify() -> Response:
 @document(
     "Everyone who downloaded files of a version (its institution's publishers and admins)",
     query={"format": {"enum": ["json", "csv"]}},
+    also_produces=("text/csv",),
 )
 def version_downloads(namespace: str, name: str, revision: str) -> Response:
     model = repos.get_model(g.db, namespace, name)

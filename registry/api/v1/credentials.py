@@ -96,7 +96,7 @@ def credential_queue() -> Response:
     return jsonify([application_dict(a) for a in rows])
 
 
-@bp.post("/credentials/<int(max=2147483647):application_id>/decision")
+@bp.post("/credentials/<int:application_id>/decision")
 @requires("credential:review")
 @document(
     "Accept, reject (with a reason) or revoke (with a reason) an application",
@@ -175,7 +175,7 @@ def training_queue() -> Response:
     return jsonify([training_dict(t) for t in rows])
 
 
-@bp.post("/trainings/<int(max=2147483647):training_id>/decision")
+@bp.post("/trainings/<int:training_id>/decision")
 @requires("training:review")
 @document(
     "Accept (valid_until follows the policy) or reject (with a reason) a training",
@@ -199,7 +199,7 @@ def review_training(training_id: int) -> Response:
     return jsonify(training_dict(training))
 
 
-@bp.get("/trainings/<int(max=2147483647):training_id>/certificate")
+@bp.get("/trainings/<int:training_id>/certificate")
 @requires("training:read", deferred=True)
 @document("Download a training certificate (its owner and registry admins)")
 def training_certificate(training_id: int) -> Response:

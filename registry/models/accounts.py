@@ -36,7 +36,7 @@ class User(Base):
     terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped on logout and password change: session cookies carry it and die when it moves.
-    session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     membership: Mapped[Membership | None] = relationship(back_populates="user", uselist=False)

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 import requests
-from huggingface_hub import hf_hub_download
+from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import GatedRepoError
 from sqlalchemy import select
 
@@ -154,6 +154,8 @@ def test_stock_huggingface_hub_gets_gated_error_then_the_file(
     api, cast, live_server, cr_model, tmp_path, tiny_model_dir
 ):
     res = cast["researcher"]
+    who = HfApi(endpoint=live_server.url).whoami(token=res)
+    assert who["name"] == "res" and who["auth"]["accessToken"]["role"] == "admin"
     kwargs = {"endpoint": live_server.url, "cache_dir": tmp_path / "hf", "token": res}
     with pytest.raises(GatedRepoError) as first:
         hf_hub_download(cr_model.repo_id, FILE, **kwargs)

@@ -12,6 +12,7 @@ from registry.api.requests import request_info
 from registry.app import current_registry
 from registry.errors import NotFound, RegistryError
 from registry.models import ApiToken
+from registry.ratelimit import rate_limited
 from registry.web import bp
 from registry.web.credentials import credential_summary
 from registry.web.forms import checked, form_errors, form_values, safe_next, text_field
@@ -21,6 +22,7 @@ Page = str | Response | tuple[str, int]
 
 @bp.route("/login", methods=["GET", "POST"])
 @requires("account:login")
+@rate_limited("login")
 def login() -> Page:
     next_url = safe_next(request.values.get("next"), url_for("web.home"))
     if request.method == "GET":
@@ -45,6 +47,7 @@ def login() -> Page:
 
 @bp.route("/register", methods=["GET", "POST"])
 @requires("account:register")
+@rate_limited("register")
 def register() -> Page:
     if request.method == "GET":
         return render_template("account/register.html", values={}, errors=None)
@@ -60,7 +63,10 @@ def register() -> Page:
         )
     except RegistryError as error:
         values = form_values("email", "display_name")
-        page = render_template("account/register.html", values=values, errors=form_errors(error))
+        errors = form_errors(error)
+        if errors.get("accept_terms"):
+            errors.fields["accept_terms"] = "Accept the terms of use to create an account."
+        page = render_template("account/register.html", values=values, errors=errors)
         return page, error.status
     sessions.login_session(user, now=current_registry().now())
     flash(
@@ -142,6 +148,7 @@ def tokens_page() -> str:
 
 @bp.post("/account/tokens")
 @requires("token:create")
+@rate_limited("token")
 def create_token() -> Page:
     registry = current_registry()
     days = request.form.get("expires_in_days", "").strip()

@@ -471,7 +471,7 @@ async function sendFile(entry) {
 
 async function sendAll() {
   const queue = session.files.slice();
-  setStatus(`Uploading ${queue.length} files to ${session.repo}…`);
+  setStatus(`Uploading ${picked.length} files to ${session.repo}…`);
   const workers = Array.from({ length: Math.min(PARALLEL_FILES, queue.length) }, async () => {
     while (queue.length) await sendFile(queue.shift());
   });

@@ -138,3 +138,32 @@ def test_refused_files_are_marked_beside_the_file(page, make_account, model_copy
     expect(page.locator("#upload-status")).to_contain_text("problem")
     assert page.locator("#file-list li .problem:not([hidden])").count() == 1
     expect(page.get_by_role("button", name="Upload and submit for review")).to_be_enabled()
+
+
+def test_new_version_of_an_existing_model_records_its_lineage(
+    page, make_account, open_model, tiny_model_dir
+):
+    publisher = make_account("pub@demo.example", institution="demo")
+    log_in(page, publisher.email, publisher.password)
+    page.goto("/publish")
+    page.get_by_role("link", name="Upload a new version").click()
+    expect(page.locator("input[name=mode][value=existing]")).to_be_checked()
+    expect(page.get_by_label("Model name")).to_be_hidden()
+    expect(page.get_by_label("Access tier (from the model)")).to_have_value("open")
+    page.get_by_label("Version tag").fill("v2")
+    page.get_by_label("Fine-tuned from").fill("demo/tiny@v1")
+    page.set_input_files("#folder", str(tiny_model_dir))
+    page.get_by_role("button", name="Upload and submit for review").click()
+
+    # Open models need no review, so the version is published at once.
+    expect(page.locator("#upload-status")).to_contain_text("It is published.")
+    states = page.locator("#file-list li .file-state").all_inner_texts()
+    assert len(states) == 12 and set(states) <= {"done", "already stored"}
+
+    page.goto("/models/demo/tiny")
+    expect(page.locator(".badge", has_text="v2").first).to_be_visible()
+    lineage = page.locator("section[aria-labelledby=lineage-heading]")
+    expect(lineage).to_contain_text("Fine-tuned from demo/tiny")
+    expect(lineage.get_by_role("link")).to_have_attribute(
+        "href", f"/models/demo/tiny/revision/{open_model.commit}"
+    )

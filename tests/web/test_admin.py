@@ -195,3 +195,69 @@ def test_admin_assigns_institution_roles_and_flags(app, client, make_account):
     log_in(publisher, make_account("x@example.org"))
     assert publisher.get("/admin/users").status_code == 403
     assert publisher.get("/admin").status_code == 403
+
+
+def _submit_through_the_api(app, registry, email: str, folder, repo: str) -> int:  # type: ignore[no-untyped-def]
+    """A publisher's upload with a Bearer token (as registry-client does); the version id."""
+    import hashlib
+
+    from registry.accounts import services, tokens
+
+    with registry.sessions() as db:
+        user = services.find_user_by_email(db, email)
+        _row, secret = tokens.create_token(
+            db, user, name="cli", scope="write", expires_in_days=1, default_days=30,
+            max_days=365, now=registry.now(),
+        )  # fmt: skip
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {secret}"}
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "README.md"
+    }
+    body = {
+        "repo": repo,
+        "tier": "credentialed",
+        "files": [
+            {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for path, data in files.items()
+        ],
+        "card": (folder / "README.md").read_text(),
+    }
+    session = api.post("/api/v1/uploads", json=body, headers=auth)
+    assert session.status_code == 201, session.get_json()
+    for entry in session.get_json()["files"]:
+        if not entry["complete"]:
+            sent = api.put(entry["upload_url"], data=files[entry["path"]], headers=auth)
+            assert sent.status_code == 200, sent.get_json()
+    commit = api.post(f"/api/v1/uploads/{session.get_json()['id']}/commit", json={}, headers=auth)
+    assert commit.get_json()["state"] == "in-review"
+    return commit.get_json()["version"]["id"]
+
+
+def test_admin_rejects_a_version_with_a_reason_the_publisher_sees(
+    app, client, registry, make_account, tiny_model_dir
+):
+    publisher = make_account("pub@mgh.example", institution="mgh")
+    version_id = _submit_through_the_api(app, registry, publisher.email, tiny_model_dir, "mgh/x")
+    admin = app.test_client()
+    token = log_in(admin, make_account("root@example.org", admin=True))
+    queue = _page(admin, "/admin/reviews")
+    assert f'data-version="{version_id}"' in queue
+    review = _page(admin, f"/admin/reviews/{version_id}")
+    assert "unet/diffusion_pytorch_model.safetensors" in review and "passed" in review
+
+    admin.post(f"/admin/reviews/{version_id}/reject", data={"csrf_token": token, "reason": " "})
+    assert "Give a &#39;reason&#39;" in _page(admin, f"/admin/reviews/{version_id}")
+    response = admin.post(
+        f"/admin/reviews/{version_id}/reject",
+        data={"csrf_token": token, "reason": "The card's evaluation section is empty."},
+    )
+    assert response.status_code == 302
+    assert f'data-version="{version_id}"' not in _page(admin, "/admin/reviews")
+
+    log_in(client, publisher)
+    mine = _page(client, f"/publish/versions/{version_id}")
+    assert "Rejected: The card&#39;s evaluation section is empty." in mine
+    assert client.get("/models/mgh/x").status_code == 404  # never visible

@@ -163,6 +163,18 @@ def test_training_certificate_upload_review_and_validity(api, people, registry):
     assert "expired on 2022-01-01" in too_old.json["error"]
     assert "training:submit" in _tags(registry) and "training:accept" in _tags(registry)
 
+    huge = api(
+        "POST",
+        "/api/v1/trainings",
+        token=owner,
+        data={
+            "kind": "citi-dsor",
+            "certificate": (io.BytesIO(b"%PDF-" + b"0" * 11 * 2**20), "x.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert huge.status_code == 413
+
 
 def test_dua_signature_records_name_time_and_text_hash(api, people, registry, gated_model):
     uid = people.user(

@@ -20,6 +20,7 @@ from registry.models import ApiToken, Membership, User
 from registry.ratelimit import rate_limited
 
 OBJECT: dict[str, Any] = {"type": "object"}
+MAX_JSON_BYTES = 1024 * 1024
 USER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -36,6 +37,7 @@ def json_object() -> dict[str, Any]:
     """The request's JSON object body (400 with a clear message otherwise)."""
     if not request.is_json:
         raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
+    request.max_content_length = MAX_JSON_BYTES  # larger bodies get 413 before being read
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")

@@ -136,6 +136,8 @@ def decide_credential(application_id: int) -> Response:
 def submit_training() -> tuple[Response, int]:
     registry = current_registry()
     if request.mimetype == "multipart/form-data":
+        # Refuse oversized bodies before the form parser spools them to disk.
+        request.max_content_length = trainings.MAX_CERTIFICATE_BYTES + 64 * 1024
         form: dict[str, Any] = request.form.to_dict()
         upload = request.files.get("certificate")
         if upload is None:

@@ -10,7 +10,7 @@ from registry.models import Version
 from registry.repos import services as repos
 from registry.web import bp
 from registry.web.cards import front_matter_rows, render_card
-from registry.web.catalog import BrowseFilters, browse
+from registry.web.catalog import BrowseFilters, as_names, browse, named_models
 from registry.web.permissions import can, decision
 
 PAGE_SIZE = 20
@@ -57,6 +57,7 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
         card_html=render_card(version.card_text),
         card_rows=front_matter_rows(version.card_data),
         access=decision("version:download", version),
+        card_bases=named_models(g.db, as_names((version.card_data or {}).get("base_model"))),
     )
 
 

@@ -109,3 +109,18 @@ def institution_models(db: Session, institution_id: int) -> list[Model]:
             select(Model).where(Model.institution_id == institution_id).order_by(Model.id.desc())
         )
     )
+
+
+def named_models(db: Session, names: list[str]) -> list[tuple[str, Model | None]]:
+    """Each ``namespace/name`` (``@revision`` allowed) with its model here, if there is one."""
+    found: list[tuple[str, Model | None]] = []
+    for name in names:
+        namespace, _, rest = name.partition("/")
+        model_name = rest.partition("@")[0]
+        model = None
+        if repos.NAMESPACE_RE.match(namespace) and repos.NAME_RE.match(model_name or "-"):
+            model = repos.find_model(db, namespace, model_name)
+        if model is not None and repos.latest_published(db, model, include_withdrawn=True) is None:
+            model = None  # not visible yet: no link to a page that would say "not found"
+        found.append((name, model))
+    return found

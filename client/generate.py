@@ -188,12 +188,15 @@ def generate(
     provenance: Provenance,
     *,
     notify: Callable[[str], None] = print,
+    loaded: tuple[Any, str, Any] | None = None,
 ) -> list[Path]:
-    """Sample every planned image into ``out_dir``; returns the PNG paths (sheet excluded)."""
+    """Sample every planned image into ``out_dir``; returns the PNG paths (sheet excluded).
+
+    ``loaded`` is a ``load_pipeline`` result to reuse (benchmarks, notebooks)."""
     import torch
 
     jobs = plan_jobs(options)
-    pipe, device, dtype = load_pipeline(folder, options)
+    pipe, device, dtype = loaded or load_pipeline(folder, options)
     height, width = image_size(pipe, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -213,6 +216,11 @@ def generate(
         "dtype": str(dtype).removeprefix("torch."),
         "software": software_stamp(),
     }
+    if not options.quiet:
+        notify(
+            f"{len(jobs)} image(s) at {width}x{height}: {settings['scheduler']}, "
+            f"{options.steps} steps, guidance {options.guidance:g}, {device} {settings['dtype']}"
+        )
     dicom_ids = _dicom_series() if options.dicom else None
     paths: list[Path] = []
     images: list[Any] = []

@@ -1,0 +1,166 @@
+"""Pull throughput: ``registry-client pull`` vs ``huggingface_hub.snapshot_download`` vs curl.
+
+Publishes a multi-file model (the tiny demo pipeline plus large safetensors files, about
+1 GiB by default) on a temporary registry served by ``registry-server serve`` (gunicorn) on
+loopback, then downloads the whole version in the same run, interleaved, ``--runs`` times:
+
+- ``registry-client pull`` (signature + sha256 of every byte, parallel files, into its cache),
+- stock ``snapshot_download(repo, endpoint=...)`` into a local folder,
+- ``curl -o`` per file, one after the other (the baseline), and ``curl --parallel``.
+
+Each client runs as its own process, so its peak RSS comes from ``wait4``. Prints medians.
+
+    .venv/bin/python -m benchmarks.pull --sizes-mb 512,256,128,64,64 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import (
+    PeakRSS,
+    free_port,
+    registry_bin,
+    registry_env,
+    start_registry,
+    stop,
+)
+from benchmarks.common import write_safetensors as write_weights
+
+REPO = "bench/multi"
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Run ``command``; (seconds, peak RSS in bytes of its process tree, sampled)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with PeakRSS(process.pid, interval=0.02) as rss:
+        _, errors = process.communicate()
+    elapsed = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed ({process.returncode}): {errors.decode()}")
+    return elapsed, rss.peak
+
+
+def build_model(folder: Path, sizes_mb: list[int]) -> list[str]:
+    from registry.demo import build_demo_folder
+
+    build_demo_folder(folder)
+    for index, size in enumerate(sizes_mb):
+        write_weights(folder / "extras" / f"part-{index}.safetensors", size * 1024 * 1024)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes-mb",
+        default="512,256,128,64,64",
+        help="sizes of the large files, MiB (the demo files come on top)",
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes_mb.split(",") if s]
+
+    with tempfile.TemporaryDirectory(prefix="pull-bench-") as tmp:
+        work = Path(tmp)
+        instance, folder = work / "instance", work / "model"
+        files = build_model(folder, sizes)
+        total = sum((folder / f).stat().st_size for f in files)
+        env = registry_env(instance)
+        server = registry_bin("registry-server")
+        subprocess.run([server, "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [server, "import-folder", REPO, str(folder), "--tier", "open", "--tag", "v1"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        port = free_port()
+        registry = start_registry(instance, port, workers=args.workers)
+        url = f"http://127.0.0.1:{port}"
+        results: dict[str, list[tuple[float, int]]] = {}
+        try:
+            for _ in range(args.runs):
+                for label, run in runners(url, files, work).items():
+                    results.setdefault(label, []).append(run())
+        finally:
+            stop(registry)
+
+    print(f"model: {len(files)} files, {total / 2**20:.0f} MiB ({sizes} MiB + the demo files); "
+          f"runs: {args.runs} (medians); server: gunicorn, {args.workers} workers")  # fmt: skip
+    rates = {}
+    for label, samples in results.items():
+        rates[label] = statistics.median(total / seconds / 1e6 for seconds, _ in samples)
+        peak = max(rss for _, rss in samples)
+        print(f"  {label:<38} {rates[label]:8.1f} MB/s   peak RSS {peak / 2**20:6.0f} MiB")
+    client = rates["registry-client pull"]
+    for label, note in (
+        ("curl per file (sequential)", "  (target >= 0.9)"),
+        ("curl --parallel", ""),
+        ("huggingface_hub snapshot", ""),
+    ):
+        print(f"  ratio client / {label:<27} {client / rates[label]:8.2f}{note}")
+
+
+def runners(url: str, files: list[str], work: Path) -> dict[str, object]:
+    python = sys.executable
+
+    def client() -> tuple[float, int]:
+        config, cache = work / "client-config", work / "client-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(config, ignore_errors=True)
+        env = dict(os.environ, REGISTRY_CONFIG_DIR=str(config), REGISTRY_CACHE_DIR=str(cache))
+        return timed([python, "-m", "client", "--url", url, "pull", REPO, "-q"], env)
+
+    def hub() -> tuple[float, int]:
+        target = work / "hf"
+        shutil.rmtree(target, ignore_errors=True)
+        code = (
+            "from huggingface_hub import snapshot_download;"
+            f"snapshot_download({REPO!r}, endpoint={url!r}, local_dir={str(target)!r},"
+            f"cache_dir={str(work / 'hf-cache')!r})"
+        )
+        env = dict(os.environ, HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_TELEMETRY="1")
+        return timed([python, "-c", code], env)
+
+    def curl_each() -> tuple[float, int]:
+        target = work / "curl"
+        shutil.rmtree(target, ignore_errors=True)
+        start, peak = time.perf_counter(), 0
+        for path in files:
+            out = target / path
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _, rss = timed(["curl", "-sSf", "-o", str(out), f"{url}/{REPO}/resolve/main/{path}"],
+                           dict(os.environ))  # fmt: skip
+            peak = max(peak, rss)
+        return time.perf_counter() - start, peak
+
+    def curl_parallel() -> tuple[float, int]:
+        target = work / "curl-parallel"
+        shutil.rmtree(target, ignore_errors=True)
+        command = ["curl", "-sSf", "--no-progress-meter", "--parallel", "--parallel-max", "8"]
+        command.append("--create-dirs")
+        for path in files:
+            command += ["-o", str(target / path), f"{url}/{REPO}/resolve/main/{path}"]
+        return timed(command, dict(os.environ))
+
+    return {
+        "registry-client pull": client,
+        "huggingface_hub snapshot": hub,
+        "curl per file (sequential)": curl_each,
+        "curl --parallel": curl_parallel,
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -69,9 +69,13 @@ def main() -> None:
 
     print(f"model: {args.arch}, device: {device}, dtype: {str(dtype).removeprefix('torch.')}, "
           f"{args.n} images, batch {args.batch_size}, torch {torch.__version__}")  # fmt: skip
-    print(f"  {'registry-client generate (DPM-Solver++, 25 steps)':<56} {client_rate:8.2f} images/s")
-    print(f"  {f'stock pipeline ({scheduler}, 50 steps)':<56} {stock_rate:8.2f} images/s")
-    print(f"  {'ratio client / stock':<56} {client_rate / stock_rate:8.2f}")
+    rows = [
+        ("registry-client generate (DPM-Solver++, 25 steps)", f"{client_rate:8.2f} images/s"),
+        (f"stock pipeline ({scheduler}, 50 steps)", f"{stock_rate:8.2f} images/s"),
+        ("ratio client / stock", f"{client_rate / stock_rate:8.2f}"),
+    ]
+    for label, value in rows:
+        print(f"  {label:<56} {value}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ ACTION_ATTR = "registry_action"
 DEFERRED_ATTR = "registry_action_deferred"
 # Denials of these reads answer GatedRepo, which Hugging Face clients turn into GatedRepoError.
 GATED_ACTIONS = frozenset({"model:list", "model:read", "version:download"})
+# Refusals of these are audited too (who tried to get which weights).
+AUDITED_DENIALS = frozenset({"version:download"})
 
 
 def requires(action: str, *, deferred: bool = False) -> Callable[[F], F]:
@@ -59,7 +61,34 @@ def authorize(resource: Any, *, action: str | None = None) -> Decision:
         g.registry_authorized = True
     if decision.allowed:
         return decision
+    if action in AUDITED_DENIALS:
+        _record_denial(action, resource, decision)
     raise denial(g.principal, action, decision)
+
+
+def _record_denial(action: str, resource: Any, decision: Decision) -> None:
+    """Audit a refused download: who tried to get which weights, and what they lacked."""
+    from registry.api.requests import request_info
+    from registry.app import current_registry
+    from registry.audit.services import record_event
+
+    version = resource
+    record_event(
+        g.db,
+        f"{action}-denied",
+        actor=g.principal.user,
+        target=f"{version.model.repo_id}@{version.commit}",
+        model_id=version.model_id,
+        version_id=version.id,
+        details={
+            "missing": [m.requirement for m in decision.missing],
+            "method": request.method,
+            "path": request.path[:300],
+        },
+        request_info=request_info(),
+        now=current_registry().now(),
+    )
+    g.db.commit()
 
 
 def denial(principal: Principal, action: str, decision: Decision) -> Exception:

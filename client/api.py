@@ -237,12 +237,20 @@ class RegistryClient:
         return True, "you may download this version"
 
     def info(self, repo: str, revision: str = "main") -> dict[str, Any]:
-        """Card summary, versions and this user's access status."""
+        """Card summary, versions (the resolved one and those cached here), your access."""
         info = self.model_info(repo, revision)
+        commit = str(info.get("sha") or "")
         allowed, why = self.access_status(repo, info)
+        versions = [self.version(repo, commit)]
+        for cached in self.cache.cached_versions(repo):
+            if cached != commit:
+                try:
+                    versions.append(self.version(repo, cached))
+                except NotFound:
+                    versions.append({"commit": cached, "state": "unknown to the registry"})
         return {
             "repo": repo,
-            "commit": info.get("sha"),
+            "commit": commit,
             "tier": info.get("accessTier"),
             "dua": info.get("dua"),
             "state": info.get("versionState"),
@@ -251,19 +259,16 @@ class RegistryClient:
             "card": info.get("cardData") or {},
             "files": [(s["rfilename"], s.get("size")) for s in info.get("siblings") or []],
             "withdrawn": info.get("withdrawn"),
-            "versions": self.versions(repo),
+            "versions": versions,
             "access": {"allowed": allowed, "detail": why},
+            "access_requests": self.my_access_requests(repo),
             "cached": self.cache.cached_versions(repo),
         }
 
-    def versions(self, repo: str) -> list[dict[str, Any]]:
-        """Published versions, newest first (empty when the registry cannot list them)."""
-        try:
-            payload = self.http.get_json(f"/api/v1/models/{repo}/versions")
-        except (NotFound, RegistryClientError):
-            return []
-        items = payload.get("versions") if isinstance(payload, dict) else payload
-        return [v for v in items if isinstance(v, dict)] if isinstance(items, list) else []
+    def version(self, repo: str, ref: str) -> dict[str, Any]:
+        """One version's registry record (state, tags, publisher, dates, withdrawal)."""
+        check_repo(repo)
+        return self.http.get_json(f"/api/v1/models/{repo}/versions/{quote(ref, safe='')}")
 
     # access requests -------------------------------------------------------------------
     def access_form(self, repo: str) -> dict[str, Any]:

@@ -167,15 +167,21 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
     size = sum(s or 0 for _, s in details["files"])
     click.echo(f"  files: {len(details['files'])} ({size / 1e6:.1f} MB)")
     for version in details["versions"]:
-        tags = ",".join(version.get("tags") or [])
-        click.echo(f"  version {version.get('commit')} {version.get('state')} {tags}")
+        tags = ",".join(version.get("tags") or []) or "-"
+        when = str(version.get("published_at") or "")[:10]
+        cached = " (cached)" if version.get("commit") in details["cached"] else ""
+        line = f"  version {version.get('commit')} {version.get('state')} tags={tags} {when}"
+        click.echo(line + cached)
+        if version.get("withdrawn_reason"):
+            click.echo(f"    withdrawn: {version['withdrawn_reason']}")
     if details["withdrawn"]:
         click.echo(f"  WITHDRAWN: {details['withdrawn']}")
     access = details["access"]
     verdict = "granted" if access["allowed"] else "not granted"
     click.echo(f"  access: {verdict} - {access['detail']}")
-    if details["cached"]:
-        click.echo(f"  cached: {', '.join(details['cached'])}")
+    for request in details["access_requests"]:
+        until = f" until {request['expires_at'][:10]}" if request.get("expires_at") else ""
+        click.echo(f"  access request {request.get('id')}: {request.get('status')}{until}")
 
 
 @main.command()

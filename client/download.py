@@ -89,11 +89,18 @@ class Downloader:
         todo = sorted(wanted.values(), key=lambda f: f.size, reverse=True)
         if not todo:
             return 0
+        # The smallest file goes first, alone: a refusal (access, withdrawal) then arrives
+        # once, with the registry's full explanation, before any progress bar is drawn.
+        probe = todo.pop()
+        fetched = [
+            self.fetch_blob(repo, commit, probe, ByteProgress(0, 0, description="", quiet=True))
+        ]
+        if not todo:
+            return fetched[0]
         total = sum(f.size for f in files)
         have = total - sum(f.size for f in todo)
         have += sum(self._partial_size(f) for f in todo)
         progress = ByteProgress(total, have, description=f"{repo}", quiet=quiet)
-        fetched = [0]
         lock = threading.Lock()
 
         def run(file: ManifestFile) -> None:

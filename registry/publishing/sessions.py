@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.audit.services import RequestInfo, record_event
@@ -178,8 +179,14 @@ def open_session(
     _check_quota(db, model.institution_id, req.namespace, declared, limits)
 
     if model.id is None:
-        db.add(model)
-        db.flush()
+        try:
+            with db.begin_nested():
+                db.add(model)
+        except IntegrityError:
+            raise Conflict(
+                f"{model.repo_id} was created by another upload a moment ago; open the session "
+                "again (without tier, DUA or access fields unless they match)."
+            ) from None
     version = Version(
         model_id=model.id,
         state="draft",

@@ -237,3 +237,23 @@ def test_a_mismatching_file_restarts_from_zero(api, files):
     status = {f["path"]: f for f in api.session(session["id"]).body["files"]}
     assert status[WEIGHTS]["received"] == 0 and not status[WEIGHTS]["complete"]
     assert api.put(session, WEIGHTS, data).status == 200
+
+
+def test_concurrent_first_uploads_of_one_new_model_never_fail_badly(registry, live_server, files):
+    import threading
+
+    token = make_token(registry, make_user(registry, "pub@mgh.org", institution="mgh"))
+    barrier = threading.Barrier(3)
+    statuses: list[int] = []
+
+    def open_new() -> None:
+        api = UploadApi(token, url=live_server.url)
+        barrier.wait(timeout=30)
+        statuses.append(api.open("mgh/brand-new", files, tier="open").status)
+
+    threads = [threading.Thread(target=open_new) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(statuses) == 3 and set(statuses) <= {201, 409} and 201 in statuses, statuses

@@ -124,7 +124,7 @@ def session_json(upload: UploadSession, model: Model) -> dict[str, Any]:
         "id": upload.id,
         "repo": model.repo_id,
         "tag": version.requested_tag if version else None,
-        "state": upload.state,
+        "state": "expired" if _expired(upload) else upload.state,
         "created_at": _iso(upload.created_at),
         "expires_at": _iso(upload.expires_at),
         "review_required": review.review_required(registry.policy, model.tier),
@@ -136,6 +136,10 @@ def session_json(upload: UploadSession, model: Model) -> dict[str, Any]:
         "files": files,
         "problems": (version.validation_report or []) if version else [],
     }
+
+
+def _expired(upload: UploadSession) -> bool:
+    return upload.state == "open" and upload.expires_at <= current_registry().now()
 
 
 def _iso(value: Any) -> str | None:

@@ -65,6 +65,15 @@ def test_generate_writes_labelled_pngs_dicom_and_a_contact_sheet(
     assert len(uids) == 2
 
 
+def test_a_pulled_version_loads_with_stock_diffusers_offline(make_client, open_tiny, monkeypatch):
+    from diffusers import DiffusionPipeline
+
+    folder = make_client().pull("demo/tiny", quiet=True).path
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipeline = DiffusionPipeline.from_pretrained(str(folder))
+    assert type(pipeline).__name__ == "StableDiffusionPipeline"
+
+
 def test_the_same_seed_gives_the_same_image(tiny_model_dir, tmp_path):
     provenance = Provenance("local/tiny", "test")
 

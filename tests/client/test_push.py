@@ -149,3 +149,23 @@ def test_publisher_signature_is_made_and_verified(
         make_client().pull(f"mgh/tiny@{result.commit}", quiet=True)
     record = json.loads(client.cache.manifest_record_path("mgh/tiny", result.commit).read_text())
     assert record["publisher_signature"] != version.publisher_signature
+
+
+def test_a_gated_push_with_a_base_model_goes_to_review(
+    counted_server, client_dirs, publisher, model_copy, make_client
+):
+    first = run_cli("--url", counted_server.url, "--token", publisher, "push", str(model_copy),
+                    "mgh/base", "--tag", "v1", "-q")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+
+    done = run_cli(
+        "--url", counted_server.url, "--token", publisher, "push", str(model_copy), "mgh/site",
+        "--tag", "v1", "--tier", "credentialed", "--base", "mgh/base@v1", "-q",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert "mgh/site: in-review" in done.stdout and "review" in done.stdout
+    version = make_client(publisher).version(
+        "mgh/site", done.stdout.split("version ")[1].split(",")[0]
+    )
+    assert version["state"] == "in-review" and version["base_model"].startswith("mgh/base@")

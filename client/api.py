@@ -26,16 +26,9 @@ from client.errors import (
 )
 from client.generate import Provenance
 from client.http import RegistryHTTP
+from client.manifest import Manifest, parse_manifest
 from client.trust import TrustStore
-from client.verify import (
-    ListedKey,
-    Manifest,
-    ManifestVerifier,
-    fingerprint,
-    parse_key_listing,
-    parse_manifest,
-    unchanged_keys,
-)
+from client.verify import ListedKey, ManifestVerifier, fingerprint, parse_key_listing
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -108,7 +101,7 @@ class RegistryClient:
             token = self._create_token(email, password, name, scope)
         self.http.token = token
         who = self.whoami()
-        self._pin_keys_at_login(accept_new_key)
+        self.verifier.pin_at_login(accept_new_key=accept_new_key)
         self.settings.save_login(token)
         self.settings = dataclasses.replace(self.settings, token=token)
         return who
@@ -132,39 +125,6 @@ class RegistryClient:
         if not isinstance(token, str):
             raise AuthenticationError("The registry did not return a token")
         return token
-
-    def _pin_keys_at_login(self, accept_new_key: bool) -> None:
-        listed = self.registry_keys()
-        pinned = self.trust.registry_keys()
-        if not pinned:
-            self.verifier.pin_on_first_contact()
-            return
-        active = {k: v for k, v in listed.items() if not v.retired and v.revoked_at is None}
-        unknown = {k: v for k, v in active.items() if k not in pinned}
-        if not unknown:
-            return
-        still_listed = unchanged_keys(pinned, listed)
-        if accept_new_key:
-            for key in unknown.values():
-                self.trust.pin_registry_key(key.key_id, key.public_key, "accepted at login")
-            return
-        if still_listed:
-            for key in unknown.values():
-                self.trust.pin_registry_key(key.key_id, key.public_key, "rotation at login")
-                self.notify(
-                    f"NOTICE: {self.url} rotated its signing key; now also trusting "
-                    f"{fingerprint(key.public_key)}"
-                )
-            return
-        from client.errors import KeyChanged
-
-        was = ", ".join(fingerprint(p) for p in pinned.values())
-        now = ", ".join(fingerprint(k.public_key) for k in unknown.values())
-        raise KeyChanged(
-            f"WARNING: the signing key of {self.url} has CHANGED (pinned {was}; now {now}) and "
-            "no pinned key is listed any more. Check the fingerprint with the registry's "
-            "operators, then log in again with --accept-new-key or run registry-client trust-key."
-        )
 
     def logout(self) -> bool:
         return self.settings.forget_login()

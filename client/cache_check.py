@@ -8,7 +8,8 @@ from pathlib import Path
 
 from client.cache import Cache
 from client.errors import IntegrityError, KeyChanged
-from client.verify import ManifestVerifier, parse_manifest
+from client.manifest import parse_manifest
+from client.verify import ManifestVerifier
 
 HASH_BUFFER = 8 * 1024 * 1024
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from client.cache import Cache
 from client.errors import HashMismatch, IntegrityError, RegistryClientError
 from client.http import BodyStream, ConnectionInterrupted, RegistryHTTP
-from client.verify import ManifestFile
+from client.manifest import ManifestFile
 
 try:
     import fcntl

@@ -1,5 +1,5 @@
-"""Checking a signed manifest: its form, its commit id, the registry's and publisher's
-signatures against pinned keys, and that it is not older than one already seen (rollback).
+"""Trusting a manifest: the registry's and the publisher's signatures against pinned keys,
+and that it is not older than one this machine already verified (rollback).
 
 Key rule (registry keys; institution keys follow the same rule per institution):
 
@@ -18,7 +18,9 @@ Key rule (registry keys; institution keys follow the same rule per institution):
 Rollback rule: along a repo ``published_at`` only grows. When ``main`` (a moving ref) resolves
 to a manifest older than the newest one this machine verified for that repo, it is refused;
 a tag must keep naming the commit it named before. A 40-hex commit id names its manifest by
-hash, so asking for an older version explicitly by commit id is allowed.
+hash, so asking for an older version explicitly by commit id is allowed. One exception
+(``RegistryClient.resolve``): an older ``main`` is accepted, with a notice, when the registry
+shows the newer verified version as withdrawn - withdrawal moves ``main`` back by design.
 """
 
 from __future__ import annotations
@@ -28,54 +30,18 @@ import binascii
 import dataclasses
 import datetime as dt
 import hashlib
-import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from client.cache import SHA256_RE, check_relative_path
 from client.errors import IntegrityError, KeyChanged, RollbackRefused, SignatureInvalid
+from client.manifest import COMMIT_RE, Manifest, manifest_bytes
 from client.trust import TrustStore
-
-MANIFEST_FORMAT = "roentgen-registry/manifest/v1"
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 Notify = Callable[[str], None]
 KeyListing = Callable[[], dict[str, "ListedKey"]]
-
-
-@dataclasses.dataclass(frozen=True)
-class ManifestFile:
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Manifest:
-    """A manifest whose form, commit id and signatures have been checked."""
-
-    repo: str
-    commit: str
-    files: tuple[ManifestFile, ...]
-    published_at: dt.datetime
-    data: dict[str, Any]
-    record: dict[str, Any]
-
-    @property
-    def tag(self) -> str | None:
-        return self.data.get("tag")
-
-    @property
-    def institution(self) -> str:
-        return str(self.data.get("institution") or self.repo.split("/")[0])
-
-    @property
-    def publisher_signed(self) -> bool:
-        return bool(self.record.get("publisher_signature"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,70 +88,6 @@ def parse_key_listing(payload: Any) -> dict[str, ListedKey]:
 def unchanged_keys(pinned: Mapping[str, str], listed: Mapping[str, ListedKey]) -> list[str]:
     """Pinned key ids the registry still lists with the same public key."""
     return [k for k, pub in pinned.items() if k in listed and listed[k].public_key == pub]
-
-
-def parse_manifest(record: Mapping[str, Any], *, repo: str, commit: str | None) -> Manifest:
-    """Check a manifest document's form and commit id (signatures are checked separately)."""
-    text = record.get("manifest")
-    if not isinstance(text, str):
-        raise IntegrityError(f"The registry sent no manifest for {repo}")
-    try:
-        raw = text.encode("ascii")
-        data = json.loads(text)
-    except (UnicodeEncodeError, ValueError):
-        raise IntegrityError(f"The manifest of {repo} is not canonical ASCII JSON") from None
-    if not isinstance(data, dict) or canonical_bytes(data) != raw:
-        raise IntegrityError(f"The manifest of {repo} is not in canonical form; refusing it")
-    derived = hashlib.sha256(raw).hexdigest()[:40]
-    if commit is not None and derived != commit:
-        raise IntegrityError(
-            f"The manifest of {repo} hashes to commit {derived}, not {commit}: the registry "
-            "sent a manifest for another version"
-        )
-    if data.get("format") != MANIFEST_FORMAT:
-        raise IntegrityError(f"Unknown manifest format {data.get('format')!r} for {repo}")
-    if data.get("repo") != repo:
-        raise IntegrityError(
-            f"The manifest is for {data.get('repo')!r}, not {repo}: the registry sent another "
-            "model's manifest"
-        )
-    files = _manifest_files(data.get("files"), repo)
-    try:
-        published = dt.datetime.fromisoformat(str(data.get("published_at")))
-    except ValueError:
-        raise IntegrityError(f"The manifest of {repo} has no valid published_at") from None
-    if published.tzinfo is None:
-        raise IntegrityError(f"The manifest of {repo} has a published_at without a time zone")
-    return Manifest(repo, derived, files, published, data, dict(record))
-
-
-def canonical_bytes(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _manifest_files(items: Any, repo: str) -> tuple[ManifestFile, ...]:
-    if not isinstance(items, list) or not items:
-        raise IntegrityError(f"The manifest of {repo} lists no files")
-    files, seen = [], set()
-    for item in items:
-        if not isinstance(item, dict):
-            raise IntegrityError(f"The manifest of {repo} has a malformed file entry")
-        path, size, sha = item.get("path"), item.get("size"), item.get("sha256")
-        if (
-            not isinstance(path, str)
-            or isinstance(size, bool)
-            or not isinstance(size, int)
-            or size < 0
-            or not isinstance(sha, str)
-            or not SHA256_RE.match(sha)
-        ):
-            raise IntegrityError(f"The manifest of {repo} has a malformed file entry {item!r}")
-        check_relative_path(path)
-        if path.casefold() in seen:
-            raise IntegrityError(f"The manifest of {repo} lists {path!r} twice")
-        seen.add(path.casefold())
-        files.append(ManifestFile(path, size, sha))
-    return tuple(files)
 
 
 def verify_signature(public_key: str, signature: str, message: bytes) -> bool:
@@ -236,6 +138,31 @@ class ManifestVerifier:
         shown = ", ".join(fingerprint(v.public_key) for v in listed.values())
         self.notify(f"Pinned the signing key(s) of {self.url} on first use: {shown}")
         return self.trust.registry_keys()
+
+    def pin_at_login(self, *, accept_new_key: bool) -> None:
+        """First login pins; a later login refuses a changed key (rule 4), admits a rotation."""
+        pinned = self.trust.registry_keys()
+        if not pinned:
+            self.pin_on_first_contact()
+            return
+        listed = self.registry_listing() if self.registry_listing else {}
+        active = {k: v for k, v in listed.items() if not v.retired and v.revoked_at is None}
+        unknown = [v for k, v in active.items() if k not in pinned]
+        if not unknown:
+            return
+        if not accept_new_key and not unchanged_keys(pinned, listed):
+            was = ", ".join(fingerprint(p) for p in pinned.values())
+            now = ", ".join(fingerprint(k.public_key) for k in unknown)
+            raise KeyChanged(
+                f"WARNING: the signing key of {self.url} has CHANGED (pinned {was}; now {now}) "
+                "and no pinned key is listed any more. Check the fingerprint with the "
+                "registry's operators, then log in again with --accept-new-key or run "
+                "registry-client trust-key."
+            )
+        how = "accepted at login" if accept_new_key else "rotation at login"
+        for key in unknown:
+            self.trust.pin_registry_key(key.key_id, key.public_key, how)
+            self.notify(f"NOTICE: now also trusting {self.url}'s key {fingerprint(key.public_key)}")
 
     def check_registry_signature(self, manifest: Manifest, *, accept_new_key: bool) -> str:
         """Verify the registry's signature; returns the key id that verified it."""
@@ -381,7 +308,3 @@ class ManifestVerifier:
         self.trust.record_manifest(
             manifest.repo, manifest.commit, manifest.data["published_at"], tag=tag
         )
-
-
-def manifest_bytes(manifest: Manifest) -> bytes:
-    return str(manifest.record["manifest"]).encode("ascii")

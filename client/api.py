@@ -331,7 +331,10 @@ class RegistryClient:
     ) -> PullResult:
         """Download and verify ``NS/NAME[@REV]`` into the cache; returns its folder."""
         repo, revision = parse_ref(ref)
-        manifest = self.resolve(repo, revision, accept_new_key=accept_new_key)
+        try:
+            manifest = self.resolve(repo, revision, accept_new_key=accept_new_key)
+        except ServerUnavailable as error:
+            manifest = self._offline_manifest(repo, revision, error)
         commit = manifest.commit
         from_cache = self.cache.has_version(repo, commit) and self._sizes_match(manifest)
         fetched = 0
@@ -343,8 +346,21 @@ class RegistryClient:
         )
         self.cache.set_ref(repo, revision, commit)
         if local_dir is not None:
-            path = export_version(path, Path(local_dir), link=link)
+            marker = {"registry": self.url, "repo": repo, "commit": commit}
+            path = export_version(path, Path(local_dir), link=link, marker=marker)
         return PullResult(repo, commit, path, manifest, fetched, from_cache)
+
+    def _offline_manifest(self, repo: str, revision: str, error: ServerUnavailable) -> Manifest:
+        """The registry is unreachable: fall back to a version verified here before."""
+        commit = self.cached_commit(repo, revision)
+        record = self.cache.read_manifest_record(repo, commit) if commit else None
+        if commit is None or record is None:
+            raise error
+        self.notify(
+            f"NOTICE: {self.url} is unreachable; using the cached {repo}@{commit} as verified "
+            "earlier, without checking whether it was withdrawn since."
+        )
+        return parse_manifest(record, repo=repo, commit=commit)
 
     def _sizes_match(self, manifest: Manifest) -> bool:
         folder = self.cache.version_dir(manifest.repo, manifest.commit)
@@ -375,28 +391,13 @@ class RegistryClient:
     def open_model(self, ref: str, *, quiet: bool = False) -> tuple[Path, Provenance]:
         """A local folder to sample from, refusing withdrawn versions whenever online."""
         folder = Path(ref).expanduser()
-        if folder.is_dir():
-            located = self.cache.locate(folder)
-            if located is None:
-                return folder, Provenance(folder.resolve().name, "unregistered local folder")
-            repo, commit = located
-            self._refuse_if_withdrawn(repo, commit)
-            return folder, Provenance(repo, commit, self.url)
-        repo, revision = parse_ref(ref)
-        try:
+        if not folder.is_dir():
             result = self.pull(ref, quiet=quiet)
-        except ServerUnavailable:
-            commit = self.cached_commit(repo, revision)
-            if commit is None:
-                raise
-            self.notify(
-                f"NOTICE: {self.url} is unreachable; using the cached {repo}@{commit} without "
-                "checking whether it was withdrawn."
-            )
-            return self.cache.version_dir(repo, commit), Provenance(repo, commit, self.url)
-        return result.path, Provenance(repo, result.commit, self.url)
-
-    def _refuse_if_withdrawn(self, repo: str, commit: str) -> None:
+            return result.path, Provenance(result.repo, result.commit, self.url)
+        located = self.cache.locate(folder) or _exported_from(folder, self.url)
+        if located is None:
+            return folder, Provenance(folder.resolve().name, "unregistered local folder")
+        repo, commit = located
         try:
             self.resolve(repo, commit)
         except ServerUnavailable:
@@ -404,6 +405,7 @@ class RegistryClient:
                 f"NOTICE: {self.url} is unreachable; could not check whether {repo}@{commit} "
                 "was withdrawn."
             )
+        return folder, Provenance(repo, commit, self.url)
 
     # verify ----------------------------------------------------------------------------
     def verify(self, ref: str) -> list[tuple[str, str]]:
@@ -422,3 +424,17 @@ class RegistryClient:
             registry_url=self.url,
         )
         return verify_cached_version(self.cache, offline, repo, commit)
+
+
+def _exported_from(folder: Path, url: str) -> tuple[str, str] | None:
+    """(repo, commit) from the marker ``pull --local-dir`` leaves, if it names this registry."""
+    from client.cache import EXPORT_MARKER
+
+    try:
+        marker = json.loads((folder / EXPORT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("registry") != url:
+        return None
+    repo, commit = str(marker.get("repo", "")), str(marker.get("commit", ""))
+    return (repo, commit) if COMMIT_RE.match(commit) and "/" in repo else None

@@ -35,6 +35,7 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+EXPORT_MARKER = ".roentgen-registry.json"
 
 
 def check_repo(repo: str) -> tuple[str, str]:
@@ -205,9 +206,16 @@ def place_file(source: Path, target: Path, *, link: bool) -> None:
     os.chmod(target, 0o644)
 
 
-def export_version(source: Path, destination: Path, *, link: bool) -> Path:
-    """Place a verified version folder's files into ``destination`` (``--local-dir``)."""
+def export_version(
+    source: Path, destination: Path, *, link: bool, marker: dict[str, str] | None = None
+) -> Path:
+    """Place a verified version folder's files into ``destination`` (``--local-dir``).
+
+    ``marker`` (registry, repo, commit) is written to a hidden file so that ``generate`` can
+    label images from that folder and check the version's withdrawal."""
     destination.mkdir(parents=True, exist_ok=True)
+    if marker is not None:
+        write_json(destination / EXPORT_MARKER, marker, mode=0o644)
     for path in sorted(source.rglob("*")):
         if not path.is_file():
             continue

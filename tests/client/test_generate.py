@@ -74,6 +74,16 @@ def test_a_pulled_version_loads_with_stock_diffusers_offline(make_client, open_t
     assert type(pipeline).__name__ == "StableDiffusionPipeline"
 
 
+def test_images_from_a_local_dir_copy_keep_their_provenance(make_client, open_tiny, tmp_path):
+    client = make_client()
+    folder = client.pull("demo/tiny", local_dir=tmp_path / "mine", link=False, quiet=True).path
+
+    located, provenance = client.open_model(str(folder))
+
+    assert located == folder
+    assert (provenance.model, provenance.version) == ("demo/tiny", open_tiny.commit)
+
+
 def test_the_same_seed_gives_the_same_image(tiny_model_dir, tmp_path):
     provenance = Provenance("local/tiny", "test")
 

@@ -7,6 +7,9 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
+from client.errors import ServerUnavailable
 from tests.client.conftest import run_cli
 
 
@@ -81,3 +84,18 @@ def _sha(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_unreachable_registry_falls_back_to_the_verified_cache(
+    make_client, open_tiny, counted_server
+):
+    client = make_client()
+    client.pull("demo/tiny@v1", quiet=True)
+    counted_server.server.stop()
+
+    again = client.pull("demo/tiny@v1", quiet=True)
+
+    assert again.from_cache and again.commit == open_tiny.commit
+    assert any("unreachable" in n for n in client.notices)
+    with pytest.raises(ServerUnavailable):
+        client.pull("demo/other", quiet=True)

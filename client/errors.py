@@ -167,7 +167,11 @@ def error_from_response(
 ) -> RegistryClientError:
     """Turn a registry error response (``X-Error-Code``, JSON body) into an exception."""
     payload = _json_object(body)
-    code = headers.get("X-Error-Code") or str(payload.get("code") or "") or None
+    # The body's code is the registry's own; the header may be a stock-client compatible one
+    # (a withdrawn version's files say RevisionNotFound there, with status 410).
+    code = str(payload.get("code") or "") or headers.get("X-Error-Code") or None
+    if status == 410:
+        code = "VersionWithdrawn"
     message = (
         str(payload.get("error") or "")
         or headers.get("X-Error-Message")
@@ -187,6 +191,8 @@ def error_from_response(
     elif cls is AuthenticationError and payload.get("missing"):
         # Anonymous and refused: the registry still says what is missing (log in first, …).
         cls, kwargs["missing"] = AccessDenied, _missing(payload, base_url)
+    if status == 429 and headers.get("Retry-After"):
+        message = f"{message} (retry after {headers.get('Retry-After')} s)"
     if cls is ServerUnavailable and status >= 500 and code is None:
         message = f"The registry answered HTTP {status} for {url}: {message}"
     return cls(message, **kwargs)

@@ -203,3 +203,14 @@ def test_withdrawn_versions_are_refused_and_main_moves_back(registry, make_clien
         client.pull("demo/tiny@v2", quiet=True)
     assert client.pull("demo/tiny", quiet=True).commit == v1.commit
     assert any("was withdrawn (label leak)" in n for n in client.notices)
+
+
+def test_withdrawn_files_map_to_exit_6_even_with_a_stock_compatible_header():
+    from client.errors import error_from_response
+
+    headers = {"X-Error-Code": "RevisionNotFound", "X-Error-Message": "withdrawn: leak"}
+    body = b'{"code": "VersionWithdrawn", "error": "demo/tiny version abc was withdrawn: leak"}'
+    for content in (body, b""):  # GET carries the body; HEAD only the headers
+        error = error_from_response(410, headers, content, url="http://r/demo/tiny/resolve/x/y")
+        assert isinstance(error, WithdrawnError) and error.exit_code == 6
+        assert "withdrawn" in error.message

@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.errors import TrainerError
+
 REGISTRY_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w.-]+)?$")
 
 
-class BaseModelError(ValueError):
+class BaseModelError(TrainerError):
     """A base model that is neither a diffusers folder nor a registry reference."""
 
 

@@ -14,11 +14,13 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
+from trainer.errors import TrainerError
+
 STATE_FILE = "training_state.json"
 EMA_FILE = "ema.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TrainerError):
     """A checkpoint that was asked for but cannot be used."""
 
 

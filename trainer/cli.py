@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from trainer.architectures import ARCHITECTURES
+from trainer.errors import TrainerError
 
 
-@click.group()
+class _TrainerGroup(click.Group):
+    """Shows bad input (TrainerError) as a one-line error and exit status 1, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except TrainerError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_TrainerGroup)
 def main() -> None:
     """Fine-tune chest X-ray diffusion models and export them for the registry."""
 
@@ -20,7 +34,7 @@ def main() -> None:
 @click.option(
     "--vae-steps",
     type=click.IntRange(min=0),
-    default=400,
+    default=300,
     show_default=True,
     help="Steps of VAE pre-training on phantoms (0 keeps a random VAE).",
 )
@@ -44,3 +58,207 @@ def phantoms(out_dir: Path, count: int, size: int, seed: int) -> None:
 
     manifest = generate_phantoms(out_dir, count, size=size, seed=seed)
     click.echo(f"wrote {count} phantoms and {manifest}")
+
+
+def _fit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One option per FitConfig field (``--learning-rate`` ...), all defaulting to unset."""
+    from trainer.config import FitConfig
+
+    aliases = {
+        "train_manifest": ["--data"],
+        "output_dir": ["--out"],
+        "resume_from_checkpoint": ["--resume"],
+    }
+    hints = typing.get_type_hints(FitConfig)
+    for spec in reversed(dataclasses.fields(FitConfig)):
+        flag = "--" + spec.name.replace("_", "-")
+        names = [flag, *aliases.get(spec.name, [])]
+        hint = hints[spec.name]
+        if hint is bool:
+            option = click.option(f"{flag}/--no-{flag[2:]}", spec.name, default=None)
+        elif typing.get_origin(hint) is list:
+            option = click.option(*names, spec.name, multiple=True, default=None)
+        else:
+            kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            kind = {Path: click.Path(path_type=Path)}.get(kinds[0], kinds[0])
+            option = click.option(*names, spec.name, type=kind, default=None)
+        command = option(command)
+    return command
+
+
+@main.command("fit")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
+@_fit_options
+def fit_command(config_path: Path | None, **flags: object) -> None:
+    """Fine-tune a base pipeline (flags override the YAML config's settings)."""
+    from trainer.config import load_fit_config
+    from trainer.training import fit
+
+    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in flags.items()}
+    flags = {k: v for k, v in flags.items() if v not in (None, [])}
+    result = fit(load_fit_config(config_path, flags))
+    metrics = result.summary["metrics"]
+    click.echo(
+        f"trained {result.global_step} steps; final loss {metrics['final_loss']:.4f}; "
+        f"pipeline in {result.pipeline_dir}"
+    )
+    skipped = result.summary["dataset"]["skipped"]
+    if skipped:
+        click.echo("skipped: " + ", ".join(f"{n} {why}" for why, n in skipped.items()))
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--tier", default="credentialed", show_default=True, help="Registry access tier.")
+@click.option("--dua", default="physionet-credentialed-1.5.0", show_default=True)
+@click.option("--base-ref", help="Registry reference of the base, NS/NAME@REV (lineage).")
+@click.option("--license", "license_id", default="other", show_default=True)
+@click.option("--adapter", is_flag=True, help="LoRA runs: also ship the adapter alone.")
+@click.option("--sample-steps", type=click.IntRange(min=1), default=20, show_default=True)
+def export_command(
+    run_dir: Path,
+    out_dir: Path,
+    tier: str,
+    dua: str,
+    base_ref: str | None,
+    license_id: str,
+    adapter: bool,
+    sample_steps: int,
+) -> None:
+    """Export a fit run as a diffusers folder with a model card, ready for registry-client push."""
+    from trainer.export import export_run
+
+    path = export_run(
+        run_dir,
+        out_dir,
+        tier=tier,
+        dua=dua,
+        base_ref=base_ref,
+        license_id=license_id,
+        include_adapter=adapter,
+        sample_steps=sample_steps,
+    )
+    click.echo(f"exported to {path}; next: registry-client push {path} NS/NAME")
+
+
+@main.command("evaluate")
+@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--per-finding", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--guidance", type=float, default=3.0, show_default=True)
+@click.option("--resolution", type=click.IntRange(min=16), help="Default: the run's.")
+@click.option("--seed", type=int, default=10_007, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Default: the run.")
+@click.option("--fid-manifest", type=click.Path(exists=True, path_type=Path))
+@click.option("--feature-extractor", help="module:callable mapping (N,3,H,W) in [0,1] to (N,D).")
+@click.option("--fid-count", type=click.IntRange(min=2), default=1000, show_default=True)
+def evaluate_command(
+    model: Path,
+    per_finding: int,
+    steps: int,
+    guidance: float,
+    resolution: int | None,
+    seed: int,
+    out_dir: Path | None,
+    fid_manifest: Path | None,
+    feature_extractor: str | None,
+    fid_count: int,
+) -> None:
+    """Phantom laterality accuracy (Wilson 95% CI); optionally FID on real data."""
+    from trainer.evaluate import evaluate
+
+    if fid_manifest is not None:
+        if feature_extractor is None:
+            raise click.UsageError("--fid-manifest needs --feature-extractor module:callable")
+        from trainer.fid import fid_for_model, load_feature_extractor
+
+        folder = model / "pipeline" if (model / "pipeline").is_dir() else model
+        score = fid_for_model(
+            folder,
+            fid_manifest,
+            load_feature_extractor(feature_extractor),
+            count=fid_count,
+            resolution=resolution or 512,
+            steps=steps,
+            guidance_scale=guidance,
+        )
+        click.echo(f"FID ({feature_extractor}): {score:.3f}")
+        return
+    report = evaluate(
+        model,
+        per_group=per_finding,
+        steps=steps,
+        guidance_scale=guidance,
+        resolution=resolution,
+        seed=seed,
+        out_dir=out_dir,
+    )
+    click.echo(report.format_table())
+
+
+@main.command("import-mimic")
+@click.option(
+    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+)
+@click.option(
+    "--reports", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--metadata", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--validation-fraction", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.option(
+    "--tokenizer",
+    "tokenizer_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The base pipeline whose tokenizer counts tokens (default: the report tokenizer).",
+)
+def import_mimic_command(
+    root: Path,
+    reports: Path,
+    out: Path,
+    metadata: Path | None,
+    split_csv: Path | None,
+    validation_fraction: float,
+    tokenizer_dir: Path | None,
+) -> None:
+    """Make a manifest of MIMIC-CXR-JPG frontal images and their impressions."""
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    from trainer.mimic import import_mimic
+    from trainer.tokenizer import build_clip_tokenizer
+
+    if tokenizer_dir is not None:
+        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, subfolder="tokenizer")
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            tokenizer = build_clip_tokenizer(Path(scratch))
+    report = import_mimic(
+        root,
+        reports,
+        out,
+        tokenizer=tokenizer,
+        metadata=metadata,
+        split_csv=split_csv,
+        validation_fraction=validation_fraction,
+    )
+    click.echo(f"wrote {report.written} image-report pairs to {report.manifest}")
+    click.echo(f"texts longer than 77 tokens (truncated): {report.truncated}")
+    click.echo("patients per split: " + ", ".join(f"{k} {v}" for k, v in report.patients.items()))
+    for why, count in report.skipped.items():
+        click.echo(f"skipped {count}: {why}")
+
+
+@main.command("check-manifest")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_manifest_command(manifest: Path) -> None:
+    """Read a JSONL/CSV image,text manifest and report usable pairs and skips."""
+    from trainer.manifest import read_manifest
+
+    loaded = read_manifest(manifest)
+    click.echo(f"{len(loaded.records)} usable pairs under {loaded.image_root}")
+    for why, count in loaded.skipped.items():
+        click.echo(f"skipped {count}: {why}")

@@ -9,11 +9,13 @@ from typing import Any
 
 import yaml
 
+from trainer.errors import TrainerError
+
 MODES = ("full", "lora")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 
 
-class ConfigError(ValueError):
+class ConfigError(TrainerError):
     """A fine-tuning configuration that cannot work, with what to change."""
 
 

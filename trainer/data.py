@@ -17,6 +17,7 @@ from diffusers import AutoencoderKL
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from trainer.encoding_cache import ShardedTensors, file_fingerprint, fingerprint
+from trainer.errors import TrainerError
 from trainer.images import UnreadableImageError, load_xray, xray_to_tensor
 from trainer.manifest import Record
 
@@ -112,8 +113,9 @@ def prepare_training_data(
         key = fingerprint(key, _weights_digest(vae))
         latents = ShardedTensors.open_if_current(cache_dir / "latents", key)
         if latents is None:
-            batches = _encode_latents(_pixel_batches(records, resolution, skipped), vae, kept)
-            extra = {"kept": kept, "skipped": skipped}  # filled in while the batches stream
+            unreadable: Counter[str] = Counter()
+            batches = _encode_latents(_pixel_batches(records, resolution, unreadable), vae, kept)
+            extra = {"kept": kept, "skipped": unreadable}  # filled in while the batches stream
             latents = ShardedTensors.write(
                 cache_dir / "latents", batches, fingerprint=key, extra=extra
             )
@@ -124,7 +126,7 @@ def prepare_training_data(
             kept.extend(indices)
     records = [records[i] for i in kept]
     if not records:
-        raise ValueError(f"no readable training images ({dict(skipped)})")
+        raise TrainerError(f"no readable training images ({dict(skipped)})")
 
     input_ids, truncated = tokenize(tokenizer, [r.text for r in records])
     empty_ids = tokenize(tokenizer, [""])[0][0]

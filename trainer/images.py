@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from trainer.errors import TrainerError
+
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(TrainerError):
     """An image file that cannot be decoded (truncated, not an image, unsupported DICOM)."""
 
 

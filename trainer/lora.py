@@ -35,7 +35,7 @@ def save_lora_adapter(unet: UNet2DConditionModel, out_dir: Path) -> Path:
 
 def merge_lora_into_pipeline(base_path: Path, adapter_dir: Path, out_dir: Path) -> Path:
     """Load the base, fuse the adapter into its weights, and save a plain pipeline."""
-    pipeline = StableDiffusionPipeline.from_pretrained(base_path, torch_dtype=torch.float32)
+    pipeline = StableDiffusionPipeline.from_pretrained(base_path)
     pipeline.load_lora_weights(str(adapter_dir), weight_name=LORA_WEIGHTS_NAME)
     pipeline.fuse_lora()
     pipeline.unload_lora_weights()

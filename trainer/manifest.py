@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.errors import TrainerError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 
 
-class ManifestError(ValueError):
+class ManifestError(TrainerError):
     """A manifest that cannot be used at all (unreadable, wrong format, nothing usable)."""
 
 

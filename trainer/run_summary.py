@@ -13,6 +13,7 @@ import torch
 
 from trainer.base_model import BaseModel
 from trainer.data import PreparedData
+from trainer.manifest import Manifest
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:
@@ -29,11 +30,14 @@ def base_info(base: BaseModel) -> dict[str, Any]:
     return info
 
 
-def dataset_info(manifest_skips: Counter[str], data: PreparedData, selected: int) -> dict[str, Any]:
-    """How many pairs were offered, used, skipped (and why) and truncated."""
-    skipped = Counter(manifest_skips)
+def dataset_info(manifest: Manifest, data: PreparedData, selected: int) -> dict[str, Any]:
+    """What the data was, and how many pairs were offered, used, skipped (why), truncated."""
+    skipped = Counter(manifest.skipped)
     skipped.update(data.skipped)
     return {
+        "name": manifest.dataset,
+        "description": manifest.description,
+        "manifest": manifest.path.name,
         "examples_selected": selected,
         "examples_used": len(data.records),
         "skipped": dict(skipped),

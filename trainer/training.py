@@ -132,11 +132,10 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
             cache_latents=config.cache_latents,
             cache_text=config.caches_text,
         )
-    sampler = EpochShuffleSampler(len(data.records), config.seed)
     dataloader = torch.utils.data.DataLoader(
         TrainingExamples(data, config.resolution),
         batch_size=config.train_batch_size,
-        sampler=sampler,
+        sampler=EpochShuffleSampler(len(data.records), config.seed),
         collate_fn=collate_examples,
         num_workers=config.dataloader_num_workers,
     )
@@ -232,7 +231,7 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     losses_in_update: list[float] = []
     started, start_step = time.perf_counter(), global_step
     for epoch in range(first_epoch, epochs):
-        sampler.set_epoch(epoch)
+        dataloader.set_epoch(epoch)  # accelerate passes it on to our sampler
         skip = skip_batches if epoch == first_epoch else 0
         batches = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
         for batch_index, batch in enumerate(batches, start=skip):
@@ -323,7 +322,8 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
         "base": base_info(base),
         "config": config.to_dict(),
         "global_step": global_step,
-        "dataset": dataset_info(manifest.skipped, data, len(records)),
+        "validation_prompts": prompts,
+        "dataset": dataset_info(manifest, data, len(records)),
         "metrics": {
             "first_loss": losses[0] if losses else None,
             "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
 
 from trainer.phantoms import render_phantom, sample_finding
 
@@ -27,6 +28,7 @@ def pretrain_vae_on_phantoms(
     batch_size: int = 8,
     learning_rate: float = 1e-3,
     crop: int = 32,
+    progress_bar: bool = True,
 ) -> float:
     """Train the VAE to reconstruct phantoms, set its latent scaling factor; return final L1.
 
@@ -39,7 +41,7 @@ def pretrain_vae_on_phantoms(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
     vae.train()
     l1 = torch.tensor(0.0)
-    for step in range(steps):
+    for step in tqdm(range(steps), desc="vae pre-training", disable=not progress_bar):
         pool = pools[step % len(pools)]
         batch = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
         top, left = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import re
 from typing import BinaryIO
 
@@ -14,7 +15,7 @@ from registry.models import UploadFile
 from registry.publishing import ledger
 from registry.publishing.sessions import upload_key
 from registry.storage import BlobStore
-from registry.storage.base import BlobIntegrityError, StagingOffsetError
+from registry.storage.base import BlobInfo, BlobIntegrityError, StagingOffsetError
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
@@ -67,6 +68,54 @@ def received(blobs: BlobStore, row: UploadFile) -> int:
     return row.size if row.complete else blobs.staged_size(upload_key(row))
 
 
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """What one PUT left behind: bytes received so far, and the blob if the file is stored."""
+
+    size: int
+    blob: BlobInfo | None = None
+
+
+def receive(blobs: BlobStore, row: UploadFile, chunk: Chunk, stream: BinaryIO) -> Received:
+    """Store a PUT body: a whole file in one pass (hashed as it is written), else a chunk."""
+    if chunk.start == 0 and chunk.length == row.size and blobs.staged_size(upload_key(row)) == 0:
+        return Received(row.size, store_whole_file(blobs, row, stream))
+    return Received(write_chunk(blobs, row, chunk, stream))
+
+
+def store_whole_file(blobs: BlobStore, row: UploadFile, stream: BinaryIO) -> BlobInfo:
+    """The entire file in one request: no staging, no second read; nothing kept on failure."""
+    counted = _CountingReader(stream)
+    try:
+        return blobs.put_stream(counted, expected_sha256=row.sha256, expected_size=row.size)
+    except BlobIntegrityError as error:
+        if counted.count < row.size:
+            raise BadRequest(
+                f"{row.path}: the body was cut short after {counted.count} of {row.size} bytes; "
+                "nothing of it was kept, send it again"
+            ) from None
+        raise _mismatch(row, error) from None
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes read through it (to tell a cut-short body from wrong content)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        n = len(data)
+        memoryview(buffer)[:n] = data
+        self.count += n
+        return n
+
+
 def write_chunk(blobs: BlobStore, row: UploadFile, chunk: Chunk, stream: BinaryIO) -> int:
     """Stage one chunk (all or nothing); return the bytes received so far."""
     try:
@@ -93,12 +142,21 @@ def finalize_file(db: Session, blobs: BlobStore, row: UploadFile, now: dt.dateti
     try:
         info = blobs.stage_commit(key, expected_sha256=row.sha256, expected_size=row.size)
     except BlobIntegrityError as error:
-        raise ValidationFailed(
-            f"{row.path}: the received bytes do not match the declared file ({error}); the "
-            "upload of this file starts again at byte 0",
-            details={"problems": [{"path": row.path, "reason": f"{error}; send it again"}]},
-        ) from None
+        raise _mismatch(row, error) from None
+    mark_complete(db, row, info, now)
+    return True
+
+
+def mark_complete(db: Session, row: UploadFile, info: BlobInfo, now: dt.datetime) -> None:
+    """The file's verified bytes are stored: remember the blob, tick the file off."""
     ledger.record_blob(db, info.sha256, info.size, now)
     row.complete = True
     db.flush()
-    return True
+
+
+def _mismatch(row: UploadFile, error: BlobIntegrityError) -> ValidationFailed:
+    return ValidationFailed(
+        f"{row.path}: the received bytes do not match the declared file ({error}); the "
+        "upload of this file starts again at byte 0",
+        details={"problems": [{"path": row.path, "reason": f"{error}; send it again"}]},
+    )

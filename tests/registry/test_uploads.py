@@ -81,20 +81,30 @@ def test_head_tells_the_offset_and_a_wrong_offset_is_refused(api, files):
     assert status[WEIGHTS]["complete"] and status[WEIGHTS]["received"] == len(data)
 
 
+def _cut_short(port: int, url: str, token: str, data: bytes, start: int, sent: int) -> None:
+    """Send a PUT of ``data[start:]`` but only ``sent`` bytes of it, then hang up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = (
+            f"PUT {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Range: bytes {start}-{len(data) - 1}/{len(data)}\r\n"
+            f"Content-Length: {len(data) - start}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + data[start : start + sent])
+
+
 def test_a_dropped_connection_keeps_nothing_of_its_chunk(registry, live_server, files):
     user = make_user(registry, "pub@mgh.org", institution="mgh")
     api = UploadApi(make_token(registry, user), url=live_server.url)
     session = api.open("mgh/cxr-tiny", files, tier="open").body
     data = files[WEIGHTS]
-    assert api.put(session, WEIGHTS, data[:50_000], 0, len(data)).status == 200
     url = next(f["upload_url"] for f in session["files"] if f["path"] == WEIGHTS)
-    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
-        head = (
-            f"PUT {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api.token}\r\n"
-            f"Content-Range: bytes 50000-{len(data) - 1}/{len(data)}\r\n"
-            f"Content-Length: {len(data) - 50_000}\r\n\r\n"
-        )
-        sock.sendall(head.encode() + data[50_000:150_000])
+    # A whole-file PUT (hashed as it is written, nothing staged) cut short keeps nothing.
+    _cut_short(live_server.port, url, api.token, data, 0, 100_000)
+    assert api.call("HEAD", url).headers["Upload-Offset"] == "0"
+    assert sha256(data) not in {sha for sha, _, _ in registry.blobs.iter_blobs()}
+    # A chunk cut short keeps the chunks before it.
+    assert api.put(session, WEIGHTS, data[:50_000], 0, len(data)).status == 200
+    _cut_short(live_server.port, url, api.token, data, 50_000, 100_000)
     offset = api.call("HEAD", url).headers["Upload-Offset"]
     assert offset == "50000"
     api.send_all(api.session(session["id"]).body, files)

@@ -209,22 +209,24 @@ def put_chunk(session_id: str, path: str) -> Response:
         request.headers.get("Content-Range"), request.content_length, row.size, path
     )
     g.db.close()  # no connection is held while the body streams in
-    size = chunks.write_chunk(registry.blobs, row, chunk, request.stream)
+    received = chunks.receive(registry.blobs, row, chunk, request.stream)
     upload = g.db.get(UploadSession, session_id)
     row = g.db.get(UploadFile, row.id)
     assert upload is not None and row is not None
-    if upload.state != "open":  # aborted or committed while the chunk streamed in
+    if upload.state != "open":  # aborted or committed while the body streamed in
         registry.blobs.stage_discard(sessions.upload_key(row))
         sessions.require_open(upload, registry.now())
     sessions.touch(upload, registry.now(), registry.settings.upload_session_hours)
+    if received.blob is not None:
+        chunks.mark_complete(g.db, row, received.blob, registry.now())
     g.db.commit()
-    if size == row.size:
+    if received.size == row.size and not row.complete:
         chunks.finalize_file(g.db, registry.blobs, row, registry.now())
         g.db.commit()
     response = jsonify(
-        {"path": row.path, "size": row.size, "received": size, "complete": row.complete}
+        {"path": row.path, "size": row.size, "received": received.size, "complete": row.complete}
     )
-    response.headers["Upload-Offset"] = str(size)
+    response.headers["Upload-Offset"] = str(received.size)
     return response
 
 

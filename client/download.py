@@ -77,6 +77,7 @@ class Downloader:
         self.cache = cache
         self.workers = max(1, workers)
         self.cancel = threading.Event()
+        self._buffers = threading.local()
 
     def fetch_all(
         self, repo: str, commit: str, files: Sequence[ManifestFile], *, quiet: bool
@@ -126,6 +127,15 @@ class Downloader:
         finally:
             progress.close()
         return fetched[0]
+
+    def _buffer(self, size: int) -> memoryview:
+        """This thread's reusable read buffer (small files get small ones)."""
+        if size < BUFFER_SIZE:
+            return memoryview(bytearray(size))
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = memoryview(bytearray(BUFFER_SIZE))
+        return buffer
 
     def _partial_size(self, file: ManifestFile) -> int:
         try:
@@ -193,8 +203,8 @@ class Downloader:
                 offset, hasher = 0, hashlib.sha256()
             elif offset and not (body.content_range or "").startswith(f"bytes {offset}-"):
                 raise IntegrityError(f"The registry answered {url} with the wrong byte range")
-            buffer = memoryview(bytearray(BUFFER_SIZE))
             expected = file.size - offset
+            buffer = self._buffer(min(BUFFER_SIZE, expected))
             while fetched < expected:
                 if self.cancel.is_set():
                     raise Cancelled("stopped because another file failed")
@@ -226,7 +236,9 @@ def _check_etag(body: BodyStream, file: ManifestFile) -> None:
 def _rehash(handle: Any, length: int) -> Any:
     """sha256 of the first ``length`` bytes already on disk (appends still go to the end)."""
     hasher = hashlib.sha256()
-    buffer = memoryview(bytearray(REHASH_SIZE))
+    if length == 0:
+        return hasher
+    buffer = memoryview(bytearray(min(REHASH_SIZE, length)))
     handle.seek(0)
     position = 0
     while position < length:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import compute_snr
+from transformers import CLIPTextModel
+
+from trainer.data import PreparedData
 
 
 def diffusion_loss(
@@ -20,12 +23,13 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """Mean squared error of the UNet's prediction at random timesteps (draws from generator)."""
     batch, channels = latents.shape[:2]
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device)
+    # Drawn on the CPU generator and moved: the same numbers on every device.
+    noise = torch.randn(latents.shape, generator=generator)
     if noise_offset:
-        offset = torch.randn((batch, channels, 1, 1), generator=generator, device=latents.device)
-        noise = noise + noise_offset * offset
+        noise = noise + noise_offset * torch.randn((batch, channels, 1, 1), generator=generator)
     steps = noise_scheduler.config.num_train_timesteps
-    timesteps = torch.randint(0, steps, (batch,), generator=generator, device=latents.device)
+    timesteps = torch.randint(0, steps, (batch,), generator=generator).to(latents.device)
+    noise = noise.to(latents.device, latents.dtype)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     prediction_type = noise_scheduler.config.prediction_type
     if prediction_type == "epsilon":
@@ -45,9 +49,38 @@ def diffusion_loss(
     return (per_sample.mean(dim=list(range(1, per_sample.ndim))) * weights).mean()
 
 
-def sample_latents(
-    mean: torch.Tensor, std: torch.Tensor, scaling_factor: float, generator: torch.Generator
+def batch_latents(
+    batch: dict[str, torch.Tensor],
+    vae: AutoencoderKL,
+    scaling_factor: float,
+    generator: torch.Generator,
+    device: torch.device,
 ) -> torch.Tensor:
-    """Draw from cached VAE posteriors, as ``latent_dist.sample()`` would, and scale."""
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-    return (mean + std * noise) * scaling_factor
+    """Scaled latents drawn from the VAE posterior: cached mean/std, or encoded now."""
+    if "latent_mean" in batch:
+        mean, std = batch["latent_mean"], batch["latent_std"]
+    else:
+        with torch.no_grad():
+            posterior = vae.encode(batch["pixels"].to(vae.device, vae.dtype)).latent_dist
+        mean, std = posterior.mean.float().cpu(), posterior.std.float().cpu()
+    noise = torch.randn(mean.shape, generator=generator)
+    return ((mean + std * noise) * scaling_factor).to(device)
+
+
+def batch_text_states(
+    batch: dict[str, torch.Tensor],
+    text_encoder: CLIPTextModel,
+    data: PreparedData,
+    dropout: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """What the UNet attends to; a ``dropout`` share of captions become "" (for guidance)."""
+    dropped = torch.rand(len(batch["input_ids"]), generator=generator) < dropout
+    if "text_embedding" in batch:
+        hidden = batch["text_embedding"].clone()
+        hidden[dropped] = data.empty_text_embedding.to(hidden)
+        return hidden.to(device)
+    input_ids = batch["input_ids"].clone()
+    input_ids[dropped] = data.empty_input_ids
+    return text_encoder(input_ids.to(device), return_dict=False)[0]

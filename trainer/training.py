@@ -36,7 +36,6 @@ from trainer.checkpoints import find_checkpoint, list_checkpoints, load_checkpoi
 from trainer.config import ConfigError, FitConfig
 from trainer.data import (
     EpochShuffleSampler,
-    PreparedData,
     TrainingExamples,
     collate_examples,
     prepare_training_data,
@@ -44,7 +43,7 @@ from trainer.data import (
 from trainer.lora import add_lora_adapter, merge_lora_into_pipeline, save_lora_adapter
 from trainer.loss_curve import append_metrics, draw_loss_curve, read_metrics, truncate_metrics
 from trainer.manifest import read_manifest
-from trainer.objective import diffusion_loss, sample_latents
+from trainer.objective import batch_latents, batch_text_states, diffusion_loss
 from trainer.run_summary import base_info, dataset_info, peak_memory_bytes, write_json
 from trainer.tokenizer import copy_tokenizer_vocab_files
 from trainer.validation import choose_validation_prompts, write_validation_grid
@@ -221,7 +220,7 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     # Train.
     first_epoch = global_step // updates_per_epoch
     skip_batches = (global_step % updates_per_epoch) * config.gradient_accumulation_steps
-    scaling_factor = vae.config.scaling_factor
+    scaling_factor, device = vae.config.scaling_factor, accelerator.device
     progress = tqdm(
         total=config.max_train_steps,
         initial=global_step,
@@ -239,17 +238,22 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
                 break
             generator = batch_generator(config.seed, epoch, batch_index, accelerator.process_index)
             with accelerator.accumulate(*trained):
-                loss = _batch_loss(
-                    batch,
-                    config,
-                    data,
-                    unet,
-                    vae,
-                    text_encoder,
-                    noise_scheduler,
-                    generator,
-                    scaling_factor,
-                )
+                if batch:
+                    latents = batch_latents(batch, vae, scaling_factor, generator, device)
+                    hidden = batch_text_states(
+                        batch, text_encoder, data, config.text_dropout, generator, device
+                    )
+                    loss = diffusion_loss(
+                        unet,
+                        noise_scheduler,
+                        latents,
+                        hidden,
+                        generator,
+                        snr_gamma=config.snr_gamma,
+                        noise_offset=config.noise_offset,
+                    )
+                else:  # every image of the batch broke after the check: keep the step count
+                    loss = sum(p.sum() for p in unet_params) * 0.0
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(unet_params + text_params, config.max_grad_norm)
@@ -337,51 +341,6 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
         write_json(output / "summary.json", summary)
     accelerator.end_training()
     return FitResult(output, pipeline_dir, lora_dir, global_step, losses, summary)
-
-
-def _batch_loss(
-    batch: dict[str, torch.Tensor],
-    config: FitConfig,
-    data: PreparedData,
-    unet: UNet2DConditionModel,
-    vae: AutoencoderKL,
-    text_encoder: CLIPTextModel,
-    noise_scheduler: DDPMScheduler,
-    generator: torch.Generator,
-    scaling_factor: float,
-) -> torch.Tensor:
-    """The denoising loss of one batch, drawing all randomness from ``generator``."""
-    if not batch:  # every image of the batch failed to load: a zero loss keeps the step count
-        return sum(p.sum() for p in unet.parameters() if p.requires_grad) * 0.0
-    device = unet.device if hasattr(unet, "device") else vae.device
-    if "latent_mean" in batch:
-        latents = sample_latents(
-            batch["latent_mean"], batch["latent_std"], scaling_factor, generator
-        )
-    else:
-        pixels = batch["pixels"].to(vae.device, vae.dtype)
-        posterior = vae.encode(pixels).latent_dist
-        noise = torch.randn(posterior.mean.shape, generator=generator)
-        latents = (
-            posterior.mean + posterior.std * noise.to(posterior.mean)
-        ).float() * scaling_factor
-    dropped = torch.rand(len(latents), generator=generator) < config.text_dropout
-    if "text_embedding" in batch:
-        hidden = batch["text_embedding"].clone()
-        hidden[dropped] = data.empty_text_embedding.to(hidden)
-    else:
-        input_ids = batch["input_ids"].clone()
-        input_ids[dropped] = data.empty_input_ids
-        hidden = text_encoder(input_ids.to(text_encoder.device), return_dict=False)[0]
-    return diffusion_loss(
-        unet,
-        noise_scheduler,
-        latents.to(device),
-        hidden.to(device),
-        generator,
-        snr_gamma=config.snr_gamma,
-        noise_offset=config.noise_offset,
-    )
 
 
 def _adamw_class(use_8bit: bool) -> type[torch.optim.Optimizer]:

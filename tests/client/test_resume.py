@@ -72,3 +72,34 @@ def test_killed_pull_resumes_from_its_partial_file(
     assert hashlib.sha256((result.path / BIG_FILE).read_bytes()).hexdigest() == sha
     assert client.verify("demo/big") == []
     assert not partial.exists()
+
+
+def test_two_concurrent_pulls_download_each_blob_once(
+    registry, counted_server, client_dirs, big_model_dir, make_client
+):
+    published = publish_folder(registry, "demo/big", big_model_dir, tier="open")
+    size = (big_model_dir / BIG_FILE).stat().st_size
+    counted_server.middleware.throttle = 32 * MIB
+    command = [
+        sys.executable,
+        "-m",
+        "client",
+        "--url",
+        counted_server.url,
+        "pull",
+        "demo/big",
+        "-q",
+    ]
+    processes = [
+        subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180)[0].strip() for p in processes]
+
+    assert [p.returncode for p in processes] == [0, 0]
+    assert (
+        outputs[0]
+        == outputs[1]
+        == str(make_client().cache.version_dir("demo/big", published.commit))
+    )
+    assert counted_server.traffic.bytes_for(BIG_FILE) == size

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry.models import Blob, File, Model, UploadFile, UploadSession, Version
+from registry.models import Blob, File, Model, Training, UploadFile, UploadSession, Version
 
 # Versions whose files must stay stored; a rejected or abandoned version keeps no blobs alive.
 LIVE_VERSION_STATES = ("in-review", "published", "withdrawn")
@@ -75,7 +75,7 @@ def institution_usage(db: Session, institution_id: int) -> tuple[int, set[str]]:
 
 
 def referenced_blobs(db: Session) -> set[str]:
-    """Every sha256 a live version or an open upload session refers to."""
+    """Every sha256 a live version, an open upload session or a training certificate uses."""
     files = (
         select(File.sha256)
         .join(Version, Version.id == File.version_id)
@@ -86,7 +86,10 @@ def referenced_blobs(db: Session) -> set[str]:
         .join(UploadSession, UploadSession.id == UploadFile.session_id)
         .where(UploadSession.state.in_(LIVE_SESSION_STATES))
     )
-    return set(db.scalars(files)) | set(db.scalars(uploads))
+    certificates = select(Training.certificate_sha256).where(
+        Training.certificate_sha256.is_not(None)
+    )
+    return set(db.scalars(files)) | set(db.scalars(uploads)) | set(db.scalars(certificates))
 
 
 def published_blobs(db: Session) -> dict[str, int]:

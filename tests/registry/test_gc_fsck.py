@@ -106,3 +106,31 @@ def test_gc_command_reports_what_it_removed(api, registry, cli_env, files):
     assert result.exit_code == 0, result.output
     assert f"removed {len(files) + 1} blob(s)" in result.output
     assert _stored(registry) == set()
+
+
+def test_gc_keeps_training_certificates(registry, people):
+    """Certificates live in the blob store with no version referring to them."""
+    import io
+
+    from registry.models import Training
+    from registry.publishing.gc import collect_garbage
+
+    user = people.user("trainee@example.org")
+    info = registry.blobs.put_stream(io.BytesIO(b"%PDF-1.4 certificate"))
+    with registry.sessions() as db:
+        db.add(
+            Training(
+                user_id=user,
+                kind="citi-dsor",
+                certificate_sha256=info.sha256,
+                certificate_filename="citi.pdf",
+                certificate_content_type="application/pdf",
+                created_at=registry.now(),
+            )
+        )
+        db.commit()
+    with registry.sessions() as db:
+        collect_garbage(
+            db, registry.blobs, now=registry.now() + dt.timedelta(days=365), grace=dt.timedelta(0)
+        )
+    assert registry.blobs.exists(info.sha256)

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import PathConverter
 
 from registry.access.decision import ANONYMOUS
@@ -79,6 +80,9 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.extensions["registry"] = registry
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     @app.before_request
     def _open_request() -> None:

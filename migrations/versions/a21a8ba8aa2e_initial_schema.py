@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 62e41730a630
+Revision ID: a21a8ba8aa2e
 Revises: 
-Create Date: 2026-11-28 23:02:28.991585
+Create Date: 2026-11-29 00:06:07.481372
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import registry.db
 
 
-revision: str = '62e41730a630'
+revision: str = 'a21a8ba8aa2e'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -60,6 +60,8 @@ def upgrade() -> None:
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('terms_accepted_at', registry.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', registry.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('session_generation', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('password_changed_at', registry.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
@@ -193,8 +195,11 @@ def upgrade() -> None:
     sa.Column('decided_at', registry.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('expires_at', registry.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', registry.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_by_id', sa.Integer(), nullable=True),
+    sa.Column('revoked_at', registry.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['decided_by_id'], ['users.id'], name=op.f('fk_access_requests_decided_by_id_users')),
     sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_access_requests_model_id_models')),
+    sa.ForeignKeyConstraint(['revoked_by_id'], ['users.id'], name=op.f('fk_access_requests_revoked_by_id_users')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_access_requests_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_requests'))
     )
@@ -328,8 +333,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_upload_files_session_id'), ['session_id'], unique=False)
 
     # ### end Alembic commands ###
+    # The audit chain's head row: appends lock it, so writers are serialised.
     audit_head = sa.table(
-        "audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.Integer),
+        "audit_head",
+        sa.column("id", sa.Integer),
+        sa.column("seq", sa.Integer),
         sa.column("hash", sa.String),
     )
     op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64}])

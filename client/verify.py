@@ -227,6 +227,11 @@ class ManifestVerifier:
         record = manifest.record
         key_id, signature = record.get("publisher_key_id"), record.get("publisher_signature")
         if not signature:
+            if self.trust.institution_keys(manifest.institution):
+                self.notify(
+                    f"NOTICE: {manifest.repo}@{manifest.commit} has no publisher signature, "
+                    f"though {manifest.institution} signed versions this machine verified before."
+                )
             return None
         if not key_id:
             raise SignatureInvalid(f"The publisher signature of {manifest.repo} names no key")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,25 +24,33 @@ BIG_FILE = "extras/big.safetensors"
 
 
 @dataclass
+class Sent:
+    """Body bytes of one response (a response still streaming after ``reset`` is dropped)."""
+
+    path: str
+    count: int = 0
+
+
+@dataclass
 class Traffic:
-    """What the server answered: every request, and body bytes sent per path."""
+    """What the server answered since the last ``reset``: requests, and body bytes."""
 
     requests: list[tuple[str, str, int]] = field(default_factory=list)
-    body_bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    bodies: list[Sent] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
-            self.body_bytes.clear()
+            self.bodies.clear()
 
     def bytes_for(self, suffix: str) -> int:
         with self.lock:
-            return sum(n for path, n in self.body_bytes.items() if path.endswith(suffix))
+            return sum(b.count for b in self.bodies if b.path.endswith(suffix))
 
     def total_bytes(self, prefix: str = "") -> int:
         with self.lock:
-            return sum(n for path, n in self.body_bytes.items() if path.startswith(prefix))
+            return sum(b.count for b in self.bodies if b.path.startswith(prefix))
 
 
 class CountingMiddleware:
@@ -63,16 +70,18 @@ class CountingMiddleware:
             return start_response(code, headers, exc_info)
 
         result = self.app(environ, recording_start)
+        sent = Sent(path)
         with self.traffic.lock:
             self.traffic.requests.append((method, path, status[0] if status else 0))
-        return self._count(result, path)
+            self.traffic.bodies.append(sent)
+        return self._count(result, sent)
 
-    def _count(self, result: Iterable[bytes], path: str) -> Iterator[bytes]:
+    def _count(self, result: Iterable[bytes], sent: Sent) -> Iterator[bytes]:
         try:
             for chunk in result:
                 for piece in _pieces(chunk, 256 * 1024 if self.throttle else len(chunk) or 1):
                     with self.traffic.lock:
-                        self.traffic.body_bytes[path] += len(piece)
+                        sent.count += len(piece)
                     yield piece
                     if self.throttle:
                         time.sleep(len(piece) / self.throttle)

@@ -49,7 +49,7 @@ screenshots: install browser
 	$(PY) -m tests.web.screenshots
 
 demo: install
-	$(PY) -m benchmarks.demo
+	$(PY) -m tests.e2e.story
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

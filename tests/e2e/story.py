@@ -1,0 +1,264 @@
+"""``make demo``: the whole story, end to end, on a fresh registry instance.
+
+A registry admin and the institution ``usz`` with a publisher; phantoms, a tiny base, a short
+fine-tune and an export; ``registry-client push``; review and publish; a researcher who
+registers, applies, uploads a training certificate and signs the DUA, is first denied with
+the "what is missing" message, then approved, pulls, generates labelled images and
+evaluates them. Every step is checked; the script exits non-zero when one fails.
+
+    .venv/bin/python -m tests.e2e.story [--workdir DIR] [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.common import free_port, registry_bin, stop, wait_http
+
+DUA = "physionet-credentialed-1.5.0"
+REPO = "usz/cxr-phantom"
+PASSWORDS = {
+    "admin@registry.example": "admin-pass-0123456789",
+    "publisher@usz.example": "publisher-pass-0123456789",
+    "researcher@uni.example": "researcher-pass-0123456789",
+}
+
+
+class StoryFailed(RuntimeError):
+    pass
+
+
+class Story:
+    def __init__(self, work: Path, steps: int) -> None:
+        self.work, self.steps = work, steps
+        self.instance = work / "instance"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(
+            os.environ,
+            REGISTRY_INSTANCE_PATH=str(self.instance),
+            REGISTRY_PUBLIC_URL=self.url,
+            REGISTRY_SESSION_COOKIE_SECURE="false",
+            PYTHONUNBUFFERED="1",
+        )
+        self.started = time.monotonic()
+        self.log: list[tuple[str, str]] = []
+
+    # plumbing ------------------------------------------------------------------------------
+    def step(self, title: str, detail: str = "") -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.1f}s] ✔ {title}" + (f" — {detail}" if detail else ""), flush=True)
+        self.log.append((title, detail))
+
+    def run(self, *args: str, persona: str | None = None, expect_ok: bool = True,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        env = dict(self.env)
+        if persona is not None:
+            env["REGISTRY_CONFIG_DIR"] = str(self.work / persona / "config")
+            env["REGISTRY_CACHE_DIR"] = str(self.work / persona / "cache")
+            env["REGISTRY_URL"] = self.url
+        result = subprocess.run(
+            [registry_bin(args[0]), *args[1:]], env=env, input=stdin, capture_output=True,
+            text=True, timeout=1800,
+        )  # fmt: skip
+        if expect_ok and result.returncode != 0:
+            raise StoryFailed(
+                f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-2000:]}"
+                f"\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def login(self, email: str) -> str:
+        """Log in through the API (session + CSRF) and create an API token."""
+        session = requests.Session()
+        response = session.post(
+            f"{self.url}/api/v1/login", json={"email": email, "password": PASSWORDS[email]}
+        )
+        self.check(response, f"login {email}")
+        scope = "admin" if email.startswith("admin") else "write"
+        token = session.post(
+            f"{self.url}/api/v1/tokens",
+            json={"name": "demo", "scope": scope, "expires_in_days": 7},
+            headers={"X-CSRFToken": response.json()["csrf_token"]},
+        )
+        self.check(token, f"token for {email}")
+        return token.json()["token"]
+
+    def api(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
+        response = requests.request(
+            method, f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
+        self.check(response, f"{method} {path}")
+        return response.json() if response.content else None
+
+    @staticmethod
+    def check(response: requests.Response, what: str) -> None:
+        if not response.ok:
+            raise StoryFailed(f"{what}: HTTP {response.status_code} {response.text[:1000]}")
+
+    def register(self, email: str, name: str) -> None:
+        response = requests.post(
+            f"{self.url}/api/v1/register",
+            json={"email": email, "password": PASSWORDS[email], "display_name": name,
+                  "accept_terms": True},
+        )  # fmt: skip
+        self.check(response, f"register {email}")
+
+    # the story -----------------------------------------------------------------------------
+    def registry_up(self) -> subprocess.Popen[bytes]:
+        self.run("registry-server", "db", "upgrade")
+        server = subprocess.Popen(
+            [registry_bin("registry-server"), "serve", "--port", str(self.port)],
+            env=self.env, stdout=(self.work / "server.log").open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_http(f"{self.url}/api/v1/ping", timeout=120)
+        self.step("registry serving", self.url)
+        return server
+
+    def people(self) -> tuple[str, str]:
+        admin = "admin@registry.example"
+        self.run("registry-server", "create-admin", admin, stdin=PASSWORDS[admin] + "\n")
+        admin_token = self.login(admin)
+        self.api("POST", "/api/v1/institutions", admin_token,
+                 json={"slug": "usz", "name": "University Hospital Zurich"})  # fmt: skip
+        self.register("publisher@usz.example", "Pat Publisher")
+        self.api("PUT", "/api/v1/institutions/usz/members/publisher@usz.example", admin_token,
+                 json={"role": "publisher"})  # fmt: skip
+        self.step("admin, institution usz and its publisher created")
+        return admin_token, self.login("publisher@usz.example")
+
+    def train(self) -> Path:
+        data, base, run, export = (self.work / n for n in ("phantoms", "base", "run", "export"))
+        self.run("registry-train", "phantoms", "--out", str(data), "-n", "400", "--size", "64",
+                 "--seed", "0")  # fmt: skip
+        self.step("400 phantoms with reports", str(data))
+        self.run("registry-train", "init-base", "--out", str(base), "--vae-steps", "200")
+        self.step("tiny base pipeline built offline", str(base))
+        self.run("registry-train", "fit", "--base", str(base), "--data",
+                 str(data / "manifest.jsonl"), "--out", str(run), "--resolution", "64",
+                 "--max-train-steps", str(self.steps), "--train-batch-size", "8",
+                 "--learning-rate", "3e-4", "--validation-steps", "0",
+                 "--checkpointing-steps", str(self.steps), "--seed", "0",
+                 "--no-progress-bar")  # fmt: skip
+        self.step(f"fine-tuned {self.steps} steps", str(run))
+        self.run("registry-train", "export", str(run), "--out", str(export),
+                 "--tier", "credentialed", "--dua", DUA, "--sample-steps", "10")  # fmt: skip
+        self.step("exported with a model card", str(export))
+        return export
+
+    def publish(self, export: Path, admin_token: str, publisher_token: str) -> None:
+        self.run("registry-client", "login", "--token", publisher_token, persona="publisher")
+        pushed = self.run("registry-client", "push", str(export), REPO, "--tag", "v1", "--quiet",
+                          persona="publisher")  # fmt: skip
+        if "in-review" not in pushed.stdout:
+            raise StoryFailed(f"push should await review:\n{pushed.stdout}")
+        self.step("registry-client push: awaiting review", pushed.stdout.splitlines()[0])
+        reviews = self.api("GET", "/api/v1/reviews", admin_token)["reviews"]
+        version = next(v for v in reviews if v["repo"] == REPO)
+        published = self.api(
+            "POST", f"/api/v1/models/{REPO}/versions/{version['id']}/publish", admin_token
+        )
+        self.step("admin reviewed and published", f"{REPO}@{published['commit']}")
+
+    def researcher_applies(self) -> str:
+        email = "researcher@uni.example"
+        self.register(email, "Rita Researcher")
+        token = self.login(email)
+        self.run("registry-client", "login", "--token", token, persona="researcher")
+        self.api("POST", "/api/v1/credentials", token, json={
+            "full_name": "Rita Researcher", "affiliation": "University of Somewhere",
+            "reference_name": "Prof. Ref", "reference_email": "ref@uni.example",
+            "research_summary": "Synthetic chest X-rays to study effusion laterality.",
+        })  # fmt: skip
+        certificate = b"%PDF-1.4\n% CITI Data or Specimens Only Research completion report\n"
+        self.api("POST", "/api/v1/trainings", token,
+                 data={"kind": "citi-dsor", "completed_on": time.strftime("%Y-%m-%d")},
+                 files={"certificate": ("citi.pdf", certificate, "application/pdf")})  # fmt: skip
+        self.api("POST", f"/api/v1/duas/{DUA}/signatures", token,
+                 json={"full_name": "Rita Researcher"})  # fmt: skip
+        self.step("researcher registered, applied, uploaded a CITI certificate, signed the DUA")
+        return token
+
+    def denied_then_approved(self, admin_token: str) -> Path:
+        denied = self.run("registry-client", "pull", REPO, "--quiet", persona="researcher",
+                          expect_ok=False)  # fmt: skip
+        message = (denied.stderr + denied.stdout).strip()
+        if denied.returncode == 0 or "credential" not in message.lower():
+            raise StoryFailed(f"the pull should be denied with what is missing:\n{message}")
+        self.step("researcher denied before approval", message.splitlines()[-1][:200])
+        for queue, path in (("credentials", "credentials"), ("trainings", "trainings")):
+            for item in self.api("GET", f"/api/v1/{path}/review?status=pending", admin_token):
+                self.api("POST", f"/api/v1/{path}/{item['id']}/decision", admin_token,
+                         json={"decision": "accept"})  # fmt: skip
+            self.step(f"admin accepted the {queue}")
+        pulled = self.run("registry-client", "pull", REPO, "--quiet", persona="researcher")
+        path = Path(pulled.stdout.strip().splitlines()[-1])
+        self.step("researcher pulled and verified the weights", str(path))
+        return path
+
+    def generate_and_evaluate(self, model: Path) -> list[Path]:
+        out = self.work / "synthetic"
+        self.run("registry-client", "generate", REPO,
+                 "small left pleural effusion", "large right pleural effusion",
+                 "-n", "2", "--seed", "0", "--steps", "15", "--out", str(out), "--quiet",
+                 persona="researcher")  # fmt: skip
+        images = sorted(
+            p for p in out.glob("*.png") if "grid" not in p.name and "sheet" not in p.name
+        )
+        if not images:
+            raise StoryFailed(f"no images in {out}")
+        from PIL import Image
+
+        with Image.open(images[0]) as image:
+            text = dict(image.text)  # type: ignore[attr-defined]
+        if text.get("synthetic") != "true" or REPO not in text.get("model", ""):
+            raise StoryFailed(f"image metadata lacks provenance: {text}")
+        self.step(f"{len(images)} labelled synthetic images", str(out))
+        evaluation = self.run("registry-train", "evaluate", str(model), "--per-finding", "6",
+                              "--steps", "15", "--out", str(self.work / "evaluation"))  # fmt: skip
+        self.step("evaluated on held-out phantom prompts", evaluation.stdout.strip()[-600:])
+        return images
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
+    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="registry-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    story = Story(work.resolve(), args.steps)
+    server = None
+    try:
+        server = story.registry_up()
+        admin_token, publisher_token = story.people()
+        export = story.train()
+        story.publish(export, admin_token, publisher_token)
+        story.researcher_applies()
+        model = story.denied_then_approved(admin_token)
+        images = story.generate_and_evaluate(model)
+    except StoryFailed as error:
+        print(f"\n✘ demo failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            stop(server)
+    print(f"\nDemo finished in {time.monotonic() - story.started:.0f}s. Everything is in {work}")
+    print("Synthetic images:")
+    for image in images:
+        print(f"  {image}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

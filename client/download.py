@@ -23,13 +23,13 @@ from client.cache import Cache
 from client.errors import HashMismatch, IntegrityError, RegistryClientError
 from client.http import BodyStream, ConnectionInterrupted, RegistryHTTP
 from client.manifest import ManifestFile
+from client.receive import BufferPool, receive
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-BUFFER_SIZE = 4 * 1024 * 1024
 REHASH_SIZE = 8 * 1024 * 1024
 MAX_ATTEMPTS = 5
 DEFAULT_WORKERS = 8
@@ -77,7 +77,7 @@ class Downloader:
         self.cache = cache
         self.workers = max(1, workers)
         self.cancel = threading.Event()
-        self._buffers = threading.local()
+        self._buffers = BufferPool()
 
     def fetch_all(
         self, repo: str, commit: str, files: Sequence[ManifestFile], *, quiet: bool
@@ -127,15 +127,6 @@ class Downloader:
         finally:
             progress.close()
         return fetched[0]
-
-    def _buffer(self, size: int) -> memoryview:
-        """This thread's reusable read buffer (small files get small ones)."""
-        if size < BUFFER_SIZE:
-            return memoryview(bytearray(size))
-        buffer = getattr(self._buffers, "buffer", None)
-        if buffer is None:
-            buffer = self._buffers.buffer = memoryview(bytearray(BUFFER_SIZE))
-        return buffer
 
     def _partial_size(self, file: ManifestFile) -> int:
         try:
@@ -194,7 +185,6 @@ class Downloader:
         hasher = _rehash(handle, offset)
         if offset == file.size:
             return 0, hasher.hexdigest()
-        fetched = 0
         with self.http.open_body(url, start=offset) as body:
             _check_etag(body, file)
             if offset and body.status != 206:
@@ -204,18 +194,17 @@ class Downloader:
             elif offset and not (body.content_range or "").startswith(f"bytes {offset}-"):
                 raise IntegrityError(f"The registry answered {url} with the wrong byte range")
             expected = file.size - offset
-            buffer = self._buffer(min(BUFFER_SIZE, expected))
-            while fetched < expected:
-                if self.cancel.is_set():
-                    raise Cancelled("stopped because another file failed")
-                count = body.readinto(buffer[: min(BUFFER_SIZE, expected - fetched)])
-                if not count:
-                    break
-                chunk = buffer[:count]
-                hasher.update(chunk)
-                _write_all(fd, chunk)
-                fetched += count
-                progress.update(count)
+            fetched = receive(
+                body,
+                fd,
+                hasher,
+                expected,
+                pool=self._buffers,
+                on_bytes=progress.update,
+                cancelled=self.cancel.is_set,
+            )
+            if self.cancel.is_set():
+                raise Cancelled("stopped because another file failed")
             if fetched < expected:
                 raise ConnectionInterrupted(
                     f"connection closed after {offset + fetched} of {file.size} bytes"
@@ -248,12 +237,6 @@ def _rehash(handle: Any, length: int) -> Any:
         hasher.update(buffer[:count])
         position += count
     return hasher
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]
 
 
 def _truncate(handle: Any) -> None:

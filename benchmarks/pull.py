@@ -68,6 +68,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--client-workers", type=int, default=0, help="registry-client --workers (0: its default)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes_mb.split(",") if s]
 
@@ -91,13 +94,14 @@ def main() -> None:
         results: dict[str, list[tuple[float, int]]] = {}
         try:
             for _ in range(args.runs):
-                for label, run in runners(url, files, work).items():
+                for label, run in runners(url, files, work, args.client_workers).items():
                     results.setdefault(label, []).append(run())
         finally:
             stop(registry)
 
     print(f"model: {len(files)} files, {total / 2**20:.0f} MiB ({sizes} MiB + the demo files); "
-          f"runs: {args.runs} (medians); server: gunicorn, {args.workers} workers")  # fmt: skip
+          f"runs: {args.runs} (medians); server: gunicorn, {args.workers} workers; "
+          f"client: {args.client_workers or 'default'} workers")  # fmt: skip
     rates = {}
     for label, samples in results.items():
         rates[label] = statistics.median(total / seconds / 1e6 for seconds, _ in samples)
@@ -112,7 +116,7 @@ def main() -> None:
         print(f"  ratio client / {label:<27} {client / rates[label]:8.2f}{note}")
 
 
-def runners(url: str, files: list[str], work: Path) -> dict[str, object]:
+def runners(url: str, files: list[str], work: Path, workers: int) -> dict[str, object]:
     python = sys.executable
 
     def client() -> tuple[float, int]:
@@ -120,7 +124,8 @@ def runners(url: str, files: list[str], work: Path) -> dict[str, object]:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(config, ignore_errors=True)
         env = dict(os.environ, REGISTRY_CONFIG_DIR=str(config), REGISTRY_CACHE_DIR=str(cache))
-        return timed([python, "-m", "client", "--url", url, "pull", REPO, "-q"], env)
+        command = [python, "-m", "client", "--url", url, "pull", REPO, "-q"]
+        return timed([*command, "--workers", str(workers)] if workers else command, env)
 
     def hub() -> tuple[float, int]:
         target = work / "hf"

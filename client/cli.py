@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from client.download import DEFAULT_WORKERS
 from client.errors import ConfigError, RegistryClientError
 
 EXIT_CODES = """\b
@@ -190,7 +191,8 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
               help="Also place the files in this folder")  # fmt: skip
 @click.option("--copy", is_flag=True, help="With --local-dir: copy instead of hard-linking")
 @click.option("--accept-new-key", is_flag=True, help="Accept a changed registry signing key")
-@click.option("--workers", default=8, show_default=True, help="Files downloaded in parallel")
+@click.option("--workers", default=DEFAULT_WORKERS, show_default=True,
+              help="Files downloaded in parallel")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars; print only the path")
 @click.pass_context
 def pull(

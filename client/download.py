@@ -32,7 +32,8 @@ except ImportError:  # pragma: no cover - Windows
 
 REHASH_SIZE = 8 * 1024 * 1024
 MAX_ATTEMPTS = 5
-DEFAULT_WORKERS = 8
+# Each worker also runs a hashing helper: two per core is plenty, eight at most (like the HF hub).
+DEFAULT_WORKERS = min(8, 2 * (os.cpu_count() or 2))
 
 
 class Cancelled(RegistryClientError):

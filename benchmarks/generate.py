@@ -10,7 +10,7 @@ weights, real sizes), then in the same run samples ``-n`` images with
 
 and prints images/s for both (sampling only, the pipelines already loaded) and the ratio.
 
-    .venv/bin/python -m benchmarks.generate                  # tiny model on CPU
+    .venv/bin/python -m benchmarks.generate --threads 1      # tiny model, busy shared CPU
     .venv/bin/python -m benchmarks.generate --arch sd15 -n 16  # on a GPU
 """
 
@@ -31,9 +31,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the client")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from diffusers import StableDiffusionPipeline
 
     from client.generate import GenerateOptions, Provenance, generate, load_pipeline
@@ -68,7 +74,8 @@ def main() -> None:
         scheduler = type(stock.scheduler).__name__
 
     print(f"model: {args.arch}, device: {device}, dtype: {str(dtype).removeprefix('torch.')}, "
-          f"{args.n} images, batch {args.batch_size}, torch {torch.__version__}")  # fmt: skip
+          f"{args.n} images, batch {args.batch_size}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads")  # fmt: skip
     rows = [
         ("registry-client generate (DPM-Solver++, 25 steps)", f"{client_rate:8.2f} images/s"),
         (f"stock pipeline ({scheduler}, 50 steps)", f"{stock_rate:8.2f} images/s"),

@@ -332,6 +332,7 @@ def request_access(ctx: click.Context, repo: str, fields: tuple[str, ...]) -> No
 @click.option("--dtype", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "fp16", "bf16"]))  # fmt: skip
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the UNet")
+@click.option("--threads", default=0, help="CPU threads for torch (0: torch's default)")
 @click.option("--dicom", is_flag=True, help="Also write DICOM Secondary Capture files")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("synthetic"),
               show_default=True)  # fmt: skip
@@ -361,6 +362,7 @@ def generate(ctx: click.Context, ref: str, prompts: tuple[str, ...], **options: 
         device=options["device"],
         dtype=options["dtype"],
         compile=options["use_compile"],
+        threads=options["threads"],
         dicom=options["dicom"],
         quiet=options["quiet"],
     )

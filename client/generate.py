@@ -44,6 +44,7 @@ class GenerateOptions:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    threads: int = 0
     dicom: bool = False
     quiet: bool = False
 
@@ -140,6 +141,8 @@ def load_pipeline(folder: Path, options: GenerateOptions) -> tuple[Any, str, Any
 
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
+    if options.threads:
+        torch.set_num_threads(options.threads)  # e.g. 1 on a busy shared CPU
     if options.quiet:
         import diffusers.utils.logging as diffusers_logging
 

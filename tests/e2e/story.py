@@ -139,14 +139,14 @@ class Story:
 
     def train(self) -> Path:
         data, base, run, export = (self.work / n for n in ("phantoms", "base", "run", "export"))
-        self.run("registry-train", "phantoms", "--out", str(data), "-n", "400", "--size", "64",
+        self.run("registry-train", "phantoms", "--out", str(data), "-n", "400", "--size", "32",
                  "--seed", "0")  # fmt: skip
         self.step("400 phantoms with reports", str(data))
-        self.run("registry-train", "init-base", "--out", str(base), "--vae-steps", "200")
+        self.run("registry-train", "init-base", "--out", str(base), "--vae-steps", "100")
         self.step("tiny base pipeline built offline", str(base))
         self.run("registry-train", "fit", "--base", str(base), "--data",
-                 str(data / "manifest.jsonl"), "--out", str(run), "--resolution", "64",
-                 "--max-train-steps", str(self.steps), "--train-batch-size", "8",
+                 str(data / "manifest.jsonl"), "--out", str(run), "--resolution", "32",
+                 "--max-train-steps", str(self.steps), "--train-batch-size", "16",
                  "--learning-rate", "3e-4", "--validation-steps", "0",
                  "--checkpointing-steps", str(self.steps), "--seed", "0",
                  "--no-progress-bar")  # fmt: skip
@@ -233,7 +233,7 @@ class Story:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+    parser.add_argument("--steps", type=int, default=400, help="fine-tuning steps")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="registry-demo-"))
     work.mkdir(parents=True, exist_ok=True)

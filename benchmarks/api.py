@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,11 +22,15 @@ from pathlib import Path
 from benchmarks.common import free_port, registry_bin, registry_env, start_registry, stop
 
 
-def run_ab(url: str, seconds: int, connections: int, *, head: bool) -> dict[str, float]:
+def run_ab(
+    url: str, seconds: int, connections: int, *, head: bool, token: str = ""
+) -> dict[str, float]:
     """ApacheBench with keep-alive; wrk cannot be used because it hangs on HEAD responses."""
     args = ["ab", "-k", "-q", "-c", str(connections), "-t", str(seconds), "-n", "10000000"]
     if head:
         args.append("-i")
+    if token:
+        args += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
     failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
@@ -38,11 +43,31 @@ def run_ab(url: str, seconds: int, connections: int, *, head: bool) -> dict[str,
     }
 
 
+def median_run(results: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def make_gated_model(instance: Path) -> str:
+    """A credentialed-tier model and a fully credentialed researcher; returns their token."""
+    from registry.app import build_registry
+    from registry.config import Settings
+    from registry.demo import build_demo_folder
+    from tests.fixtures.principals import People
+    from tests.fixtures.repos import publish_folder
+
+    registry = build_registry(Settings.from_env({"REGISTRY_INSTANCE_PATH": str(instance)}))
+    folder = build_demo_folder(instance / "gated-model")
+    publish_folder(registry, "bench/gated", folder, tier="credentialed")
+    people = People(registry)
+    return people.token(people.researcher("researcher@bench.example"), "read")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("ab") is None:
         raise SystemExit("ApacheBench is not installed: apt-get install apache2-utils")
@@ -53,28 +78,44 @@ def main() -> None:
         env = registry_env(instance)
         subprocess.run([registry_bin("registry-server"), "db", "upgrade"], env=env, check=True)
         subprocess.run([registry_bin("registry-server"), "seed-demo"], env=env, check=True)
+        token = make_gated_model(instance)
         port = free_port()
         server = start_registry(instance, port, workers=args.workers)
         base = f"http://127.0.0.1:{port}"
+        targets = {
+            "authorized": (f"{base}/bench/gated/resolve/main/unet/config.json", True, token),
+            "anonymous": (f"{base}/demo/tiny-phantom/resolve/main/unet/config.json", True, ""),
+            "noop": (f"{base}/api/v1/ping", False, ""),
+        }
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         try:
-            resolve = run_ab(
-                f"{base}/demo/tiny-phantom/resolve/main/unet/config.json",
-                args.seconds,
-                args.connections,
-                head=True,
-            )
-            noop = run_ab(f"{base}/api/v1/ping", args.seconds, args.connections, head=False)
+            # Interleaved rounds, medians: a shared machine's load drifts between runs.
+            for _ in range(args.rounds):
+                for name, (url, head, bearer) in targets.items():
+                    runs[name].append(
+                        run_ab(url, args.seconds, args.connections, head=head, token=bearer)
+                    )
         finally:
             stop(server)
 
-    print(f"{args.connections} connections, {args.seconds}s each, {args.workers} gunicorn workers")
-    for name, r in [("HEAD resolve", resolve), ("no-op route", noop)]:
+    print(
+        f"{args.connections} connections, {args.rounds} interleaved rounds of {args.seconds}s, "
+        f"{args.workers} gunicorn workers (medians)"
+    )
+    resolve, anonymous, noop = (median_run(runs[n]) for n in ("authorized", "anonymous", "noop"))
+    rows = [
+        ("HEAD resolve, token, credentialed tier", resolve),
+        ("HEAD resolve, anonymous, open tier", anonymous),
+        ("no-op route", noop),
+    ]
+    for name, r in rows:
         print(
-            f"{name:13}: {r['rps']:8.0f} req/s  p50 {r['p50']:4.0f} ms  p99 {r['p99']:4.0f} ms"
+            f"{name:39}: {r['rps']:8.0f} req/s  p50 {r['p50']:4.0f} ms  p99 {r['p99']:4.0f} ms"
             f"  errors {r['errors']:.0f}"
         )
     print(
-        f"overhead (no-op req/s / resolve req/s): {noop['rps'] / resolve['rps']:.2f}x (target <= 3)"
+        f"overhead, authorized resolve vs no-op (req/s ratio): "
+        f"{noop['rps'] / resolve['rps']:.2f}x (target <= 3)"
     )
 
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from registry.access import fixes
 from registry.accounts.validation import Problems
@@ -88,7 +88,12 @@ def authenticate_token(db: Session, presented: str, now: dt.datetime) -> ApiToke
             "The Authorization header does not carry a registry API token (they start with "
             f"'{TOKEN_PREFIX}'; unset HF_TOKEN if it holds another hub's token); {where}"
         )
-    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(presented)))
+    # Token, user and membership in one query: this runs on every authenticated request.
+    token = db.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == token_hash(presented))
+        .options(joinedload(ApiToken.user).joinedload(User.membership))
+    )
     if token is None or not hmac.compare_digest(token.token_hash, token_hash(presented)):
         raise Unauthorized(f"Invalid API token: it is not known to this registry; {where}")
     label = f"API token {token.prefix}... ({token.name})"

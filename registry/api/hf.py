@@ -104,9 +104,7 @@ def list_models() -> Response:
         offset=offset,
     )
     page = list(models[:limit])
-    body = [
-        model_summary(m, repos.latest_published(g.db, m, include_withdrawn=True)) for m in page
-    ]
+    body = [model_summary(m, repos.latest_published(g.db, m, include_withdrawn=True)) for m in page]
     response = jsonify(body)
     if len(models) > limit:
         _link_next(response, offset + limit)
@@ -193,14 +191,7 @@ def _link_next(response: Response, offset: int) -> None:
 @bp.route("/<namespace>/<name>/resolve/<revision>/<anypath:path>", methods=["GET", "HEAD"])
 @requires("version:download", deferred=True)
 def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
-    db = g.db
-    model = repos.get_model(db, namespace, name)
-    version = repos.resolve_revision(db, model, revision)
-    try:
-        file = repos.version_file(db, version, path)
-    except EntryNotFound as error:
-        error.headers["X-Repo-Commit"] = version.commit or ""
-        raise
+    model, version, file = repos.lookup_file(g.db, namespace, name, revision, path)
     authorize(version)
     if version.state == "withdrawn":
         # Stock huggingface_hub shows X-Error-Message only for codes it knows; with any other
@@ -272,7 +263,9 @@ def _send_blob(file: File, byte_range: tuple[int, int] | None, headers: dict[str
             return response
     local = blobs.local_path(file.sha256)
     if byte_range is None and local is not None:
-        response = send_file(local, mimetype="application/octet-stream", conditional=False, etag=False)
+        response = send_file(
+            local, mimetype="application/octet-stream", conditional=False, etag=False
+        )
         response.headers.update(headers)
         return response
     start, end = byte_range if byte_range is not None else (0, file.size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from registry.errors import BadRequest, EntryNotFound, RepoNotFound, RevisionNotFound
@@ -156,3 +156,59 @@ def search_models(
         query = query.where(Model.tier == tier)
     query = query.options(selectinload(Model.institution)).order_by(Model.id.desc())
     return db.scalars(query.limit(limit).offset(offset)).all()
+
+
+def _file_statement(kind: str) -> Select[tuple[Model, Version, File]]:
+    """One joined query for (model, version, file); built once, reused with bound values."""
+    query = (
+        select(Model, Version, File)
+        .join(Version, Version.model_id == Model.id)
+        .join(File, File.version_id == Version.id)
+        .where(
+            Model.namespace == bindparam("namespace"),
+            Model.name == bindparam("name"),
+            File.path == bindparam("path"),
+        )
+    )
+    if kind == "main":
+        return (
+            query.where(Version.state == "published")
+            .order_by(Version.published_seq.desc())
+            .limit(1)
+        )
+    visible = Version.state.in_(VISIBLE_STATES)
+    if kind == "commit":
+        return query.where(Version.commit == bindparam("revision"), visible)
+    return query.join(Tag, Tag.version_id == Version.id).where(
+        Tag.model_id == Model.id, Tag.name == bindparam("revision"), visible
+    )
+
+
+_FILE_STATEMENTS = {kind: _file_statement(kind) for kind in ("main", "commit", "tag")}
+
+
+def lookup_file(
+    db: Session, namespace: str, name: str, revision: str, path: str
+) -> tuple[Model, Version, File]:
+    """The hot path of downloads: one query when everything exists.
+
+    When it finds nothing, the step-by-step lookups run to raise the precise error
+    (RepoNotFound, RevisionNotFound or EntryNotFound).
+    """
+    check_repo_id(namespace, name)
+    check_file_path(path)
+    kind = "main" if revision == "main" else "commit" if COMMIT_RE.match(revision) else "tag"
+    row = db.execute(
+        _FILE_STATEMENTS[kind],
+        {"namespace": namespace, "name": name, "path": path, "revision": revision},
+    ).first()
+    if row is not None:
+        return row[0], row[1], row[2]
+    model = get_model(db, namespace, name)
+    version = resolve_revision(db, model, revision)
+    try:
+        file = version_file(db, version, path)
+    except EntryNotFound as error:
+        error.headers["X-Repo-Commit"] = version.commit or ""
+        raise
+    return model, version, file

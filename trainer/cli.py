@@ -34,15 +34,22 @@ def main() -> None:
 @click.option(
     "--vae-steps",
     type=click.IntRange(min=0),
-    default=300,
-    show_default=True,
-    help="Steps of VAE pre-training on phantoms (0 keeps a random VAE).",
+    help="Steps of VAE pre-training on phantoms (default 300 for tiny, 0 for sd15).",
+)
+@click.option(
+    "--text-steps",
+    type=click.IntRange(min=0),
+    help="Steps of text-encoder pre-training on phantom reports (default 150 tiny, 0 sd15).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def init_base(out_dir: Path, arch: str, vae_steps: int, seed: int) -> None:
+def init_base(
+    out_dir: Path, arch: str, vae_steps: int | None, text_steps: int | None, seed: int
+) -> None:
     """Build a base Stable Diffusion pipeline offline (random weights, own tokenizer)."""
     from trainer.tiny import build_base_pipeline
 
+    if vae_steps is None:
+        vae_steps = 300 if arch == "tiny" else 0
     path = build_base_pipeline(out_dir, arch=arch, seed=seed, vae_pretrain_steps=vae_steps)
     click.echo(f"wrote {arch} base pipeline to {path}")
 

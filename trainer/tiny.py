@@ -12,9 +12,19 @@ from trainer.tokenizer import BOS_TOKEN, EOS_TOKEN, build_clip_tokenizer, write_
 
 
 def build_base_pipeline(
-    out_dir: Path, *, arch: str = "tiny", seed: int = 0, vae_pretrain_steps: int = 0
+    out_dir: Path,
+    *,
+    arch: str = "tiny",
+    seed: int = 0,
+    vae_pretrain_steps: int = 0,
+    text_pretrain_steps: int = 0,
 ) -> Path:
-    """Write a complete diffusers ``StableDiffusionPipeline`` folder (safetensors only)."""
+    """Write a complete diffusers ``StableDiffusionPipeline`` folder (safetensors only).
+
+    Optionally pre-train the VAE on phantom images and the text encoder on phantom reports
+    (both stand in for the pre-training a real base inherits; see vae_pretrain.py and
+    text_pretrain.py).
+    """
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory() as tokenizer_dir:
         tokenizer = build_clip_tokenizer(Path(tokenizer_dir))
@@ -29,6 +39,12 @@ def build_base_pipeline(
         from trainer.vae_pretrain import pretrain_vae_on_phantoms
 
         pretrain_vae_on_phantoms(components.vae, steps=vae_pretrain_steps, seed=seed)
+    if text_pretrain_steps > 0:
+        from trainer.text_pretrain import pretrain_text_encoder_on_reports
+
+        pretrain_text_encoder_on_reports(
+            components.text_encoder, tokenizer, steps=text_pretrain_steps, seed=seed
+        )
     if arch == "tiny":
         # Stored in half precision to keep the folder small; diffusers loads it back as fp32.
         components.unet.half()
@@ -49,8 +65,14 @@ def build_base_pipeline(
     return out_dir
 
 
-def build_tiny_pipeline(out_dir: Path, *, seed: int = 0, vae_pretrain_steps: int = 0) -> Path:
+def build_tiny_pipeline(
+    out_dir: Path, *, seed: int = 0, vae_pretrain_steps: int = 0, text_pretrain_steps: int = 0
+) -> Path:
     """Write a tiny offline SD pipeline (64 px default, 32 px works) for demos and tests."""
     return build_base_pipeline(
-        out_dir, arch="tiny", seed=seed, vae_pretrain_steps=vae_pretrain_steps
+        out_dir,
+        arch="tiny",
+        seed=seed,
+        vae_pretrain_steps=vae_pretrain_steps,
+        text_pretrain_steps=text_pretrain_steps,
     )

@@ -31,18 +31,24 @@ def generate(folder: Path, prompt: str = "Moderate left pleural effusion.") -> n
     return np.asarray(image, dtype=np.float32)
 
 
-def test_full_fine_tune_loss_falls_and_writes_run_outputs(quick_config) -> None:
-    config = quick_config(max_train_steps=16, validation_steps=8, snr_gamma=5.0)
+def test_full_fine_tune_loss_falls_and_the_export_generates(quick_config, tmp_path: Path) -> None:
+    from trainer.export import export_run
+
+    config = quick_config(max_train_steps=12, validation_steps=6, snr_gamma=5.0)
     result = fit(config)
-    assert result.global_step == 16 and len(result.losses) == 16
+    assert result.global_step == 12 and len(result.losses) == 12
     assert np.mean(result.losses[-4:]) < 0.8 * np.mean(result.losses[:4])
     run = config.output_dir
-    for name in ("loss.png", "summary.json", "validation/step-8.png", "validation/step-16.png"):
+    for name in ("loss.png", "summary.json", "validation/step-6.png", "validation/step-12.png"):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["dataset"]["name"] == "synthetic-phantoms"
     assert summary["metrics"]["samples_per_second"] > 0
-    assert (run / "checkpoints" / "checkpoint-16" / "training_state.json").is_file()
+    assert (run / "checkpoints" / "checkpoint-12" / "training_state.json").is_file()
+
+    exported = export_run(run, tmp_path / "export", sample_steps=1)
+    image = generate(exported)
+    assert image.shape == (32, 32, 3) and image.std() > 0
 
 
 def test_resume_latest_continues_exactly(quick_config, tmp_path: Path) -> None:

@@ -62,7 +62,20 @@ def test_tokenizer_covers_report_words_without_unknown_tokens(tmp_path: Path) ->
 
 
 def test_cli_init_base_writes_a_loadable_pipeline(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["init-base", "--out", str(tmp_path / "cli"), "--seed", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "init-base",
+            "--out",
+            str(tmp_path / "cli"),
+            "--seed",
+            "1",
+            "--vae-steps",
+            "0",
+            "--text-steps",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "model_index.json").is_file()
 
@@ -86,3 +99,33 @@ def test_vae_pretraining_on_phantoms_improves_reconstruction() -> None:
     pretrain_vae_on_phantoms(vae, steps=12, batch_size=4, seed=0, progress_bar=False)
     assert error() < 0.6 * before
     assert vae.config.scaling_factor != 1.0
+
+
+def test_sd15_configs_have_stable_diffusion_1_5_sizes() -> None:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from trainer.architectures import load_config
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        unet = UNet2DConditionModel(**load_config("sd15_unet"))
+        vae = AutoencoderKL(**load_config("sd15_vae"))
+    assert sum(p.numel() for p in unet.parameters()) == 859_520_964
+    assert sum(p.numel() for p in vae.parameters()) == 83_653_863
+
+
+def test_text_pretraining_separates_left_from_right_reports(tiny_base: Path) -> None:
+    from trainer.text_pretrain import pretrain_text_encoder_on_reports
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_base)
+    encoder, tokenizer = pipe.text_encoder, pipe.tokenizer
+
+    def relative_gap() -> float:
+        texts = ["Moderate left pleural effusion.", "Moderate right pleural effusion."]
+        ids = tokenizer(texts, padding="max_length", max_length=77, return_tensors="pt").input_ids
+        with torch.no_grad():
+            left, right = encoder(ids)[0].mean(dim=1)
+        return float((left - right).norm() / left.norm())
+
+    before = relative_gap()
+    pretrain_text_encoder_on_reports(encoder, tokenizer, steps=40, seed=0, progress_bar=False)
+    assert relative_gap() > 2 * before

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from registry.access import fixes
@@ -65,12 +65,75 @@ class RequirementChecker:
 
     def unmet(self, tier: TierSpec, model: Model) -> list[Missing]:
         """Every requirement of ``tier`` that ``user`` does not meet for ``model``."""
+        if self._all_met(tier, model):
+            return []
         missing = []
         for requirement in tier.requires:
             problem = self.check(requirement, model)
             if problem is not None:
                 missing.append(problem)
         return missing
+
+    def _all_met(self, tier: TierSpec, model: Model) -> bool:
+        """One query answering "is everything met?" (the common case on every download).
+
+        Only a yes is trusted; on a no, ``unmet`` runs each check to say what is missing.
+        """
+        conditions = []
+        for requirement in tier.requires:
+            kind, _, arg = requirement.partition(":")
+            if requirement == "authenticated":
+                continue
+            if requirement == "terms-accepted":
+                if self.user.terms_accepted_at is None:
+                    return False
+            elif requirement == "credentialed":
+                conditions.append(
+                    select(CredentialApplication.id)
+                    .where(
+                        CredentialApplication.user_id == self.user.id,
+                        CredentialApplication.status == "accepted",
+                    )
+                    .exists()
+                )
+            elif kind == "training" and arg in self.policies.trainings:
+                conditions.append(
+                    select(Training.id)
+                    .where(
+                        Training.user_id == self.user.id,
+                        Training.kind == arg,
+                        Training.status == "accepted",
+                        Training.valid_until > self.now,
+                    )
+                    .exists()
+                )
+            elif requirement == "dua-signed" or kind == "dua":
+                dua = model_dua(self.policies, model) if kind != "dua" else arg
+                if dua is None:
+                    return False
+                conditions.append(
+                    select(DuaSignature.id)
+                    .where(DuaSignature.user_id == self.user.id, DuaSignature.dua == dua)
+                    .exists()
+                )
+            elif requirement == "access-request-accepted":
+                conditions.append(
+                    select(AccessRequest.id)
+                    .where(
+                        AccessRequest.user_id == self.user.id,
+                        AccessRequest.model_id == model.id,
+                        AccessRequest.status == "accepted",
+                        or_(
+                            AccessRequest.expires_at.is_(None), AccessRequest.expires_at > self.now
+                        ),
+                    )
+                    .exists()
+                )
+            else:
+                return False
+        if not conditions:
+            return True
+        return all(self.db.execute(select(*conditions)).one())
 
     def check(self, requirement: str, model: Model) -> Missing | None:
         kind, _, arg = requirement.partition(":")

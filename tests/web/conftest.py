@@ -46,6 +46,8 @@ def launch_chromium(playwright):  # type: ignore[no-untyped-def]
 def browser() -> Iterator:
     """One headless Chromium for the test session."""
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):  # make test installs Chromium: a missing one is a failure
+            pytest.fail(f"{CHROMIUM} not found although make test installs it")
         pytest.skip(f"{CHROMIUM} not found: install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
 

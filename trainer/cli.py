@@ -50,7 +50,15 @@ def init_base(
 
     if vae_steps is None:
         vae_steps = 300 if arch == "tiny" else 0
-    path = build_base_pipeline(out_dir, arch=arch, seed=seed, vae_pretrain_steps=vae_steps)
+    if text_steps is None:
+        text_steps = 150 if arch == "tiny" else 0
+    path = build_base_pipeline(
+        out_dir,
+        arch=arch,
+        seed=seed,
+        vae_pretrain_steps=vae_steps,
+        text_pretrain_steps=text_steps,
+    )
     click.echo(f"wrote {arch} base pipeline to {path}")
 
 

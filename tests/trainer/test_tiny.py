@@ -78,6 +78,9 @@ def test_cli_init_base_writes_a_loadable_pipeline(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "model_index.json").is_file()
+    plain = build_tiny_pipeline(tmp_path / "plain", seed=1)
+    weights = "text_encoder/model.safetensors"
+    assert (tmp_path / "cli" / weights).read_bytes() != (plain / weights).read_bytes()
 
 
 def test_vae_pretraining_on_phantoms_improves_reconstruction() -> None:

@@ -109,7 +109,9 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
         if config.train_text_encoder:
-            text_encoder.gradient_checkpointing_enable()
+            # transformers 5 renamed it; 4.x only has the old name
+            enable = getattr(text_encoder, "activation_checkpointing_enable", None)
+            (enable or text_encoder.gradient_checkpointing_enable)()
     _place(vae, accelerator.device, weight_dtype)
     if not config.train_text_encoder:
         _place(text_encoder, accelerator.device, weight_dtype)

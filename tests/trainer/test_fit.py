@@ -86,12 +86,25 @@ def test_resume_latest_continues_exactly(quick_config, tmp_path: Path) -> None:
 
 
 def test_lora_export_loads_and_changes_the_output(
-    quick_config, tiny_base: Path, tmp_path: Path
+    quick_config, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import trainer.training
     from trainer.export import export_run
 
-    config = quick_config(mode="lora", lora_rank=4, learning_rate=1e-2, max_train_steps=6)
+    dtypes: dict[str, set[torch.dtype]] = {"trainable": set(), "frozen": set()}
+    real_loss = trainer.training.diffusion_loss
+
+    def loss_recording_dtypes(unet, *args, **kwargs):
+        for p in unet.parameters():
+            dtypes["trainable" if p.requires_grad else "frozen"].add(p.dtype)
+        return real_loss(unet, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.training, "diffusion_loss", loss_recording_dtypes)
+    config = quick_config(
+        mode="lora", lora_rank=4, learning_rate=1e-2, max_train_steps=6, mixed_precision="bf16"
+    )
     result = fit(config)
+    assert dtypes == {"trainable": {torch.float32}, "frozen": {torch.bfloat16}}
     adapter = result.lora_dir / "pytorch_lora_weights.safetensors"
     assert adapter.is_file()
     assert all(t.dtype == torch.float32 for t in load_file(adapter).values())

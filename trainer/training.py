@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers import (
     AutoencoderKL,
@@ -77,6 +78,7 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     output.mkdir(parents=True, exist_ok=True)
 
     # Accelerator: mixed precision, gradient accumulation, one process per GPU.
+    _allow_new_precision(config.mixed_precision)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
@@ -362,3 +364,14 @@ def _place(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> 
         model.to(device)  # passing dtype=float32 makes diffusers warn about fp32 modules
     else:
         model.to(device, dtype=dtype)
+
+
+def _allow_new_precision(mixed_precision: str) -> None:
+    """Let a later fit() in the same process use another precision (accelerate keeps one).
+
+    Only the precision part of accelerate's per-process state is cleared; the distributed
+    setup made by ``accelerate launch`` stays.
+    """
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)

@@ -93,8 +93,12 @@ def read_manifest(path: Path, *, image_root: Path | None = None) -> Manifest:
     path = Path(path)
     skipped: Counter[str] = Counter()
     rows, header = _raw_rows(path, skipped)
-    root = Path(image_root or header.get("image_root") or path.parent)
-    root = (path.parent / root).resolve() if not root.is_absolute() else root.resolve()
+    # A root given on the command line is relative to the working directory; one named in
+    # the manifest's header is relative to the manifest's folder.
+    if image_root is not None:
+        root = Path(image_root).resolve()
+    else:
+        root = (path.parent / header.get("image_root", ".")).resolve()
     records = []
     for row in rows:
         image, text = row.get("image"), row.get("text")

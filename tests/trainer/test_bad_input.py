@@ -111,3 +111,17 @@ def test_csv_manifest_and_declared_image_root(phantom_manifest: Path, tmp_path: 
     body = [json.dumps({"image": f"images/{r.image.name}", "text": r.text}) for r in records]
     jsonl.write_text("\n".join([json.dumps(header), *body]) + "\n")
     assert len(read_manifest(jsonl).records) == 3
+
+
+def test_manifest_given_by_a_relative_path(
+    phantom_manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fit --data phantoms/manifest.jsonl` from the dataset's parent folder finds the images."""
+    monkeypatch.chdir(phantom_manifest.parent.parent)
+    relative = Path(phantom_manifest.parent.name) / phantom_manifest.name
+    loaded = read_manifest(relative)
+    assert not loaded.skipped
+    assert loaded.records[0].image.is_file()
+    # A root given on the command line is relative to the working directory.
+    root = Path(phantom_manifest.parent.name)
+    assert len(read_manifest(relative, image_root=root).records) == len(loaded.records)

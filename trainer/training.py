@@ -6,6 +6,7 @@ optimizer, resume, loop, save. Reusable pieces live in the modules beside this o
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -321,6 +322,7 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
             )
             pipeline.save_pretrained(pipeline_dir, safe_serialization=True)
         copy_tokenizer_vocab_files(base.path, pipeline_dir)
+        record_resolution(pipeline_dir, config.resolution)
         validate(StableDiffusionPipeline.from_pretrained(pipeline_dir), global_step)
     rows = read_metrics(output)
     losses = [row["loss"] for row in rows]
@@ -375,3 +377,18 @@ def _allow_new_precision(mixed_precision: str) -> None:
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision", mixed_precision) != mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def record_resolution(pipeline_dir: Path, resolution: int) -> None:
+    """Make the saved pipeline default to the resolution it was trained at.
+
+    diffusers draws at ``unet.config.sample_size`` times the VAE's scale factor unless told
+    otherwise; a model fine-tuned at another size draws poorly at the base's default, so
+    ``registry-client generate``, ``evaluate`` and stock diffusers must all get this one.
+    """
+    vae = json.loads((pipeline_dir / "vae" / "config.json").read_text("utf-8"))
+    scale = 2 ** (len(vae["block_out_channels"]) - 1)
+    unet_config = pipeline_dir / "unet" / "config.json"
+    unet = json.loads(unet_config.read_text("utf-8"))
+    unet["sample_size"] = resolution // scale
+    unet_config.write_text(json.dumps(unet, indent=2, sort_keys=True) + "\n", "utf-8")

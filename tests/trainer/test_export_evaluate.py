@@ -37,6 +37,13 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path, phan
     return fit(config).output_dir
 
 
+def test_exported_pipeline_draws_at_the_trained_resolution(finished_run: Path) -> None:
+    """The tiny base defaults to 64 px; a model fine-tuned at 32 px must default to 32 px."""
+    pipeline = StableDiffusionPipeline.from_pretrained(finished_run / "pipeline")
+    image = pipeline("small left pleural effusion", num_inference_steps=1, output_type="pil")
+    assert image.images[0].size == (32, 32)
+
+
 def test_export_is_a_registry_ready_diffusers_folder(finished_run: Path, tmp_path: Path) -> None:
     from registry.publishing.validation import validate_folder
 

@@ -1,15 +1,18 @@
 """Checking a tier's requirements for one user and one model against the database.
 
 Each check answers ``None`` (met) or a ``Missing`` that says what is wrong and where to
-fix it. Nothing is cached: every call reads the current rows.
+fix it. No answer is cached: every call reads the current rows (only the SQL text of the
+combined "all met?" query is built once per requirement shape).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from registry.access import fixes
@@ -79,7 +82,7 @@ class RequirementChecker:
 
         Only a yes is trusted; on a no, ``unmet`` runs each check to say what is missing.
         """
-        conditions = []
+        shape: list[tuple[str, str]] = []
         for requirement in tier.requires:
             kind, _, arg = requirement.partition(":")
             if requirement == "authenticated":
@@ -88,52 +91,24 @@ class RequirementChecker:
                 if self.user.terms_accepted_at is None:
                     return False
             elif requirement == "credentialed":
-                conditions.append(
-                    select(CredentialApplication.id)
-                    .where(
-                        CredentialApplication.user_id == self.user.id,
-                        CredentialApplication.status == "accepted",
-                    )
-                    .exists()
-                )
+                shape.append(("credentialed", ""))
             elif kind == "training" and arg in self.policies.trainings:
-                conditions.append(
-                    select(Training.id)
-                    .where(
-                        Training.user_id == self.user.id,
-                        Training.kind == arg,
-                        Training.status == "accepted",
-                        Training.valid_until > self.now,
-                    )
-                    .exists()
-                )
+                shape.append(("training", arg))
             elif requirement == "dua-signed" or kind == "dua":
                 dua = model_dua(self.policies, model) if kind != "dua" else arg
                 if dua is None:
                     return False
-                conditions.append(
-                    select(DuaSignature.id)
-                    .where(DuaSignature.user_id == self.user.id, DuaSignature.dua == dua)
-                    .exists()
-                )
+                shape.append(("dua", dua))
             elif requirement == "access-request-accepted":
-                conditions.append(
-                    select(AccessRequest.id)
-                    .where(
-                        AccessRequest.user_id == self.user.id,
-                        AccessRequest.model_id == model.id,
-                        AccessRequest.status == "accepted",
-                        or_(
-                            AccessRequest.expires_at.is_(None), AccessRequest.expires_at > self.now
-                        ),
-                    )
-                    .exists()
-                )
+                shape.append(("grant", ""))
             else:
                 return False
-        if not conditions:
+        if not shape:
             return True
-        return all(self.db.execute(select(*conditions)).one())
+        params = {"user_id": self.user.id, "model_id": model.id, "now": self.now}
+        # Plain booleans: run on the session's connection, past the ORM's result machinery.
+        statement = _all_met_statement(tuple(shape))
+        return all(self.db.connection().execute(statement, params).one())
 
     def check(self, requirement: str, model: Model) -> Missing | None:
         kind, _, arg = requirement.partition(":")
@@ -253,3 +228,40 @@ class RequirementChecker:
             f"Access request for {model.repo_id} was rejected on {_day(latest.decided_at)}{reason}"
         )
         return Missing(req_name, message, url, "request again")
+
+
+@functools.lru_cache(maxsize=64)
+def _all_met_statement(shape: tuple[tuple[str, str], ...]) -> Select[Any]:
+    """One EXISTS per requirement, for a requirement shape; built once, then reused.
+
+    The shape comes from the policy (a handful of distinct tiers), so the cache stays small;
+    the user, model and time are bound per request.
+    """
+    user_id, model_id, now = bindparam("user_id"), bindparam("model_id"), bindparam("now")
+    conditions = []
+    for kind, arg in shape:
+        if kind == "credentialed":
+            query = select(CredentialApplication.id).where(
+                CredentialApplication.user_id == user_id,
+                CredentialApplication.status == "accepted",
+            )
+        elif kind == "training":
+            query = select(Training.id).where(
+                Training.user_id == user_id,
+                Training.kind == arg,
+                Training.status == "accepted",
+                Training.valid_until > now,
+            )
+        elif kind == "dua":
+            query = select(DuaSignature.id).where(
+                DuaSignature.user_id == user_id, DuaSignature.dua == arg
+            )
+        else:
+            query = select(AccessRequest.id).where(
+                AccessRequest.user_id == user_id,
+                AccessRequest.model_id == model_id,
+                AccessRequest.status == "accepted",
+                or_(AccessRequest.expires_at.is_(None), AccessRequest.expires_at > now),
+            )
+        conditions.append(query.exists())
+    return select(*conditions)

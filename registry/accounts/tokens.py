@@ -8,7 +8,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from registry.access import fixes
@@ -80,6 +80,14 @@ def create_token(
     return token, plaintext
 
 
+# Token, user and membership in one query, built once: this runs on every authenticated request.
+_TOKEN_BY_HASH = (
+    select(ApiToken)
+    .where(ApiToken.token_hash == bindparam("hash"))
+    .options(joinedload(ApiToken.user).joinedload(User.membership))
+)
+
+
 def authenticate_token(db: Session, presented: str, now: dt.datetime) -> ApiToken:
     """The live token matching ``presented``; otherwise ``Unauthorized`` saying why."""
     where = f"create a new one at {fixes.TOKENS}"
@@ -88,12 +96,7 @@ def authenticate_token(db: Session, presented: str, now: dt.datetime) -> ApiToke
             "The Authorization header does not carry a registry API token (they start with "
             f"'{TOKEN_PREFIX}'; unset HF_TOKEN if it holds another hub's token); {where}"
         )
-    # Token, user and membership in one query: this runs on every authenticated request.
-    token = db.scalar(
-        select(ApiToken)
-        .where(ApiToken.token_hash == token_hash(presented))
-        .options(joinedload(ApiToken.user).joinedload(User.membership))
-    )
+    token = db.scalar(_TOKEN_BY_HASH, {"hash": token_hash(presented)})
     if token is None or not hmac.compare_digest(token.token_hash, token_hash(presented)):
         raise Unauthorized(f"Invalid API token: it is not known to this registry; {where}")
     label = f"API token {token.prefix}... ({token.name})"

@@ -197,17 +197,15 @@ class RegistryClient:
         return True, "you may download this version"
 
     def info(self, repo: str, revision: str = "main") -> dict[str, Any]:
-        """Card summary, versions (the resolved one and those cached here), your access."""
+        """Card summary, every version the registry shows you, your access."""
         info = self.model_info(repo, revision)
         commit = str(info.get("sha") or "")
         allowed, why = self.access_status(repo, info)
-        versions = [self.version(repo, commit)]
+        versions = self.versions(repo)
+        known = {version.get("commit") for version in versions}
         for cached in self.cache.cached_versions(repo):
-            if cached != commit:
-                try:
-                    versions.append(self.version(repo, cached))
-                except NotFound:
-                    versions.append({"commit": cached, "state": "unknown to the registry"})
+            if cached not in known:
+                versions.append({"commit": cached, "state": "unknown to the registry"})
         return {
             "repo": repo,
             "commit": commit,
@@ -224,6 +222,11 @@ class RegistryClient:
             "access_requests": self.my_access_requests(repo),
             "cached": self.cache.cached_versions(repo),
         }
+
+    def versions(self, repo: str) -> list[dict[str, Any]]:
+        """Every version of ``repo`` the registry shows you, newest first."""
+        check_repo(repo)
+        return list(self.http.get_json(f"/api/v1/models/{repo}/versions")["versions"])
 
     def version(self, repo: str, ref: str) -> dict[str, Any]:
         """One version's registry record (state, tags, publisher, dates, withdrawal)."""

@@ -171,7 +171,8 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
         tags = ",".join(version.get("tags") or []) or "-"
         when = str(version.get("published_at") or "")[:10]
         cached = " (cached)" if version.get("commit") in details["cached"] else ""
-        line = f"  version {version.get('commit')} {version.get('state')} tags={tags} {when}"
+        name = version.get("commit") or f"#{version.get('id')} (unpublished)"
+        line = f"  version {name} {version.get('state')} tags={tags} {when}"
         click.echo(line + cached)
         if version.get("withdrawn_reason"):
             click.echo(f"    withdrawn: {version['withdrawn_reason']}")

@@ -89,3 +89,7 @@ class TooManyRequests(RegistryError):
 
 class ServiceUnavailable(RegistryError):
     status, code = 503, "ServiceUnavailable"
+
+
+class InsufficientStorage(RegistryError):
+    status, code = 507, "InsufficientStorage"

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from registry.errors import RegistryError, ServiceUnavailable
+from registry.errors import InsufficientStorage, RegistryError, ServiceUnavailable
 
 HTML_BLUEPRINTS = frozenset({"web"})
 
@@ -48,30 +48,48 @@ def install_error_handlers(app: Flask) -> None:
 
     from sqlalchemy.exc import OperationalError
 
-    from registry.storage import BlobNotFoundError, StorageUnavailableError
+    from registry.storage import BlobNotFoundError, StorageFullError, StorageUnavailableError
 
-    @app.errorhandler(OperationalError)
-    def _database_down(error: OperationalError) -> Response:
-        app.logger.error("database unavailable: %s", error)
-        unavailable = ServiceUnavailable("The registry database is unavailable; try again shortly.")
-        return render_error(unavailable.status, unavailable.code, unavailable.message)
+    # Backend faults: logged with their detail (hosts, paths), answered without it.
+    faults: list[tuple[type[Exception], str, RegistryError]] = [
+        (
+            OperationalError,
+            "database unavailable",
+            ServiceUnavailable("The registry database is unavailable; try again shortly."),
+        ),
+        (
+            BlobNotFoundError,
+            "blob missing from storage",
+            ServiceUnavailable(
+                "This file's content is missing from the registry's storage; the operators "
+                "have to restore it (registry-server fsck lists missing blobs)."
+            ),
+        ),
+        (
+            StorageFullError,
+            "blob storage full",
+            InsufficientStorage(
+                "The registry's blob storage is full: nothing of this request was kept (an "
+                "upload's received offset is unchanged). Retry once the operators have freed "
+                "space."
+            ),
+        ),
+        (
+            StorageUnavailableError,
+            "blob storage unavailable",
+            ServiceUnavailable("The registry's blob storage is unavailable; try again shortly."),
+        ),
+    ]
+    for exception, log_line, answer in faults:
+        app.register_error_handler(exception, _fault_handler(app, log_line, answer))
 
-    @app.errorhandler(BlobNotFoundError)
-    def _blob_missing(error: BlobNotFoundError) -> Response:
-        app.logger.error("blob missing from storage: %s", error)
-        unavailable = ServiceUnavailable(
-            "This file's content is missing from the registry's storage; the operators have "
-            "to restore it (registry-server fsck lists missing blobs)."
-        )
-        return render_error(unavailable.status, unavailable.code, unavailable.message)
 
-    @app.errorhandler(StorageUnavailableError)
-    def _storage_down(error: StorageUnavailableError) -> Response:
-        app.logger.error("blob storage unavailable: %s", error)
-        unavailable = ServiceUnavailable(
-            "The registry's blob storage is unavailable; try again shortly."
-        )
-        return render_error(unavailable.status, unavailable.code, unavailable.message)
+def _fault_handler(app: Flask, log_line: str, answer: RegistryError) -> Any:
+    def handle(error: Exception) -> Response:
+        app.logger.error("%s: %s", log_line, error)
+        return render_error(answer.status, answer.code, answer.message)
+
+    return handle
 
 
 def render_error(status: int, code: str, message: str, details: dict[str, Any] | None = None):

@@ -85,6 +85,11 @@ def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
                         "description": "Client error with a message saying what to fix",
                         "content": {"application/json": {"schema": ERROR_SCHEMA}},
                     },
+                    "5XX": {
+                        "description": "Database or blob storage unavailable (503) or blob "
+                        "storage full (507); nothing of the request was kept; retry later",
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                    },
                 },
             }
             if meta["body"] is not None and method in {"POST", "PUT", "PATCH"}:

@@ -126,6 +126,19 @@ def check_file_path(path: str) -> None:
         )
 
 
+def model_versions(db: Session, model: Model) -> list[tuple[Version, list[str]]]:
+    """Every version of ``model``, newest first, with its tags (two queries in all)."""
+    versions = db.scalars(
+        select(Version).where(Version.model_id == model.id).order_by(Version.id.desc())
+    ).all()
+    tags: dict[int, list[str]] = {}
+    for version_id, tag in db.execute(
+        select(Tag.version_id, Tag.name).where(Tag.model_id == model.id).order_by(Tag.name)
+    ):
+        tags.setdefault(version_id, []).append(tag)
+    return [(version, tags.get(version.id, [])) for version in versions]
+
+
 def version_tags(db: Session, version: Version) -> list[str]:
     return list(db.scalars(select(Tag.name).where(Tag.version_id == version.id).order_by(Tag.name)))
 

@@ -20,6 +20,7 @@ from registry.storage.base import (
     BlobNotFoundError,
     BlobStore,
     StagingOffsetError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from registry.storage.local import LocalBlobStore
@@ -31,6 +32,7 @@ __all__ = [
     "BlobStore",
     "LocalBlobStore",
     "StagingOffsetError",
+    "StorageFullError",
     "StorageUnavailableError",
     "open_blob_store",
 ]

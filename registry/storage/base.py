@@ -43,7 +43,11 @@ class StagingOffsetError(ValueError):
 
 
 class StorageUnavailableError(RuntimeError):
-    """The storage backend is unreachable or full; the server answers 503."""
+    """The storage backend is unreachable or broken; the server answers 503."""
+
+
+class StorageFullError(StorageUnavailableError):
+    """The storage backend has no room left; the server answers 507."""
 
 
 @runtime_checkable

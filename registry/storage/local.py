@@ -20,6 +20,7 @@ from registry.storage.base import (
     BlobIntegrityError,
     BlobNotFoundError,
     StagingOffsetError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from registry.storage.keys import (
@@ -258,7 +259,7 @@ class LocalBlobStore:
             yield
         except OSError as exc:
             if exc.errno in _DISK_FULL:
-                raise StorageUnavailableError(f"disk full under {self.root}") from exc
+                raise StorageFullError(f"disk full under {self.root}") from exc
             if exc.errno in _DISK_BROKEN:
                 raise StorageUnavailableError(
                     f"storage under {self.root} failed: {exc.strerror}"

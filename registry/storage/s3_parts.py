@@ -21,7 +21,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from registry.storage.base import StorageUnavailableError
+from registry.storage.base import StorageFullError, StorageUnavailableError
 from registry.storage.streams import READ_SIZE, ViewReader, fill
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def spool_chunk(stream: BinaryIO, spool: BinaryIO, length: int | None) -> int:
             spool.write(view[:n])
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageUnavailableError(
+                raise StorageFullError(
                     f"disk full under {tempfile.gettempdir()} while spooling a chunk for S3"
                 ) from exc
             raise

@@ -27,4 +27,8 @@ def test_search_and_info_show_card_versions_and_access(
     assert gated.returncode == 0, gated.stderr
     details = json.loads(gated.stdout)
     assert details["tier"] == "credentialed" and details["access"]["allowed"] is False
+    # Without access, the version history is still listed (metadata is public).
+    assert [(v["commit"], v["state"]) for v in details["versions"]] == [
+        (details["commit"], "published")
+    ]
     assert "log in" in details["access"]["detail"].lower() or details["access"]["detail"]

@@ -29,6 +29,7 @@ from registry.storage import (
     open_blob_store,
 )
 from registry.storage.s3 import S3BlobStore
+from tests.fixtures.faults import TinyDisk
 from tests.fixtures.s3 import free_port, s3_url
 
 MiB = 1024 * 1024
@@ -518,25 +519,8 @@ def test_local_store_serves_its_file(tmp_path: Path) -> None:
         store.local_path(sha(b"absent"))
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs, so writes really fail with ENOSPC (needs root or CAP_SYS_ADMIN)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a 2 MiB tmpfs to fill a disk: {result.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-
-
-def test_disk_full_raises_unavailable_and_leaves_nothing(tiny_disk: Path) -> None:
+def test_disk_full_raises_unavailable_and_leaves_nothing(tiny_disk: TinyDisk) -> None:
+    tiny_disk = tiny_disk.path
     store = LocalBlobStore(tiny_disk / "blobs")
     backend = LocalBackend(tiny_disk / "blobs")
     data = os.urandom(3 * MiB)

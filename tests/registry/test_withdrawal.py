@@ -127,3 +127,30 @@ def test_no_presigned_url_is_issued_after_withdrawal(s3_settings, files):
     finally:
         server.stop()
         registry.engine.dispose()
+
+
+def test_versions_list_shows_the_history_and_drafts_only_to_their_institution(
+    registry, client, files
+):
+    api = UploadApi(make_token(registry, make_user(registry, "p@mgh.org", institution="mgh")),
+                    client=client)  # fmt: skip
+    v1, v2 = _publish_two(api, files)
+    withdraw = f"/api/v1/models/mgh/cxr/versions/{v2['commit']}/withdraw"
+    assert api.call("POST", withdraw, json={"reason": REASON}).status == 200
+    assert api.open("mgh/cxr", {**files, "notes.txt": b"v3"}).status == 201  # an unsent draft
+    outsider = UploadApi(make_token(registry, make_user(registry, "p@bwh.org", institution="bwh")),
+                         client=client)  # fmt: skip
+    listing = "/api/v1/models/mgh/cxr/versions"
+
+    public = client.get(listing).get_json()["versions"]
+    assert [(v["commit"], v["state"]) for v in public] == [
+        (v2["commit"], "withdrawn"),
+        (v1["commit"], "published"),
+    ]
+    assert public[0]["withdrawn_reason"] == REASON and public[1]["tags"] == ["v1"]
+    assert outsider.call("GET", listing).body["versions"] == public
+    own = api.call("GET", listing).body["versions"]
+    assert own[0]["state"] == "draft" and own[0]["commit"] is None
+    assert own[1:] == public
+    missing = client.get("/api/v1/models/mgh/nothing/versions")
+    assert missing.status_code == 404 and "mgh/nothing" in missing.headers["X-Error-Message"]

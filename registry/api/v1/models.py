@@ -146,6 +146,66 @@ def list_reviews() -> Response:
     return jsonify({"reviews": reviews})
 
 
+VERSION_SUMMARY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "commit": {"type": ["string", "null"]},
+        "state": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": ["string", "null"]},
+        "submitted_at": {"type": ["string", "null"]},
+        "published_at": {"type": ["string", "null"]},
+        "withdrawn_at": {"type": ["string", "null"]},
+        "withdrawn_reason": {"type": ["string", "null"]},
+        "reject_reason": {"type": ["string", "null"]},
+    },
+}
+
+
+@bp.get("/models/<namespace>/<name>/versions")
+@requires("model:read", deferred=True)
+@document(
+    "Every version of a model, newest first; unpublished ones only for those who may read "
+    "drafts (the owning institution's publishers and admins, registry admins)",
+    response={
+        "type": "object",
+        "properties": {
+            "repo": {"type": "string"},
+            "versions": {"type": "array", "items": VERSION_SUMMARY_SCHEMA},
+        },
+    },
+)
+def list_versions(namespace: str, name: str) -> Response:
+    model = _model(namespace, name)
+    authorize(model)
+    registry, principal = current_registry(), current_principal()
+    entries = []
+    for version, tags in repos.model_versions(g.db, model):
+        visible = version.state in repos.VISIBLE_STATES
+        if not visible:
+            may = registry.policy.decide(
+                principal, "version:read-draft", version, db=g.db, now=registry.now()
+            )
+            if not may.allowed:
+                continue
+        entries.append(
+            {
+                "id": version.id,
+                "commit": version.commit if visible else None,
+                "state": version.state,
+                "tags": tags,
+                "created_at": _iso(version.created_at),
+                "submitted_at": _iso(version.submitted_at),
+                "published_at": _iso(version.published_at),
+                "withdrawn_at": _iso(version.withdrawn_at),
+                "withdrawn_reason": version.withdrawn_reason,
+                "reject_reason": version.reject_reason,
+            }
+        )
+    return jsonify({"repo": model.repo_id, "versions": entries})
+
+
 @bp.get("/models/<namespace>/<name>/versions/<ref>")
 @requires("model:read", deferred=True)
 @document("A version by registry id, commit, tag or main (unpublished: publishers and admins)",

@@ -104,7 +104,8 @@ def list_models() -> Response:
         offset=offset,
     )
     page = list(models[:limit])
-    body = [model_summary(m, repos.latest_published(g.db, m, include_withdrawn=True)) for m in page]
+    newest = repos.latest_visible(g.db, page)
+    body = [model_summary(m, newest.get(m.id)) for m in page]
     response = jsonify(body)
     if len(models) > limit:
         _link_next(response, offset + limit)

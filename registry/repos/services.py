@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from registry.errors import BadRequest, EntryNotFound, RepoNotFound, RevisionNotFound
@@ -68,6 +68,30 @@ def latest_published(
         .order_by(Version.published_seq.desc())
         .limit(1)
     )
+
+
+def latest_visible(db: Session, models: Sequence[Model]) -> dict[int, Version]:
+    """Each model's newest published-or-withdrawn version, by model id, in one query.
+
+    The same answer as ``latest_published(..., include_withdrawn=True)`` per model, for
+    listings (the catalog, ``/api/models``) that would otherwise ask once per row.
+    """
+    ids = [model.id for model in models]
+    if not ids:
+        return {}
+    newest = (
+        select(Version.model_id, func.max(Version.published_seq).label("seq"))
+        .where(Version.model_id.in_(ids), Version.state.in_(VISIBLE_STATES))
+        .group_by(Version.model_id)
+        .subquery()
+    )
+    versions = db.scalars(
+        select(Version).join(
+            newest,
+            and_(Version.model_id == newest.c.model_id, Version.published_seq == newest.c.seq),
+        )
+    )
+    return {version.model_id: version for version in versions}
 
 
 def resolve_revision(db: Session, model: Model, revision: str) -> Version:

@@ -1,7 +1,8 @@
 """What the browse page lists: models with their newest visible version, filtered.
 
 Search text, institution and tier are filtered by ``repos.search_models``; base model and
-tag come from each model's newest card, so they are filtered here on the page's rows.
+tag come from each model's newest card (loaded for all listed models in one query), so they
+are filtered here, before the page is cut.
 """
 
 from __future__ import annotations
@@ -74,10 +75,9 @@ def browse(
     db: Session, filters: BrowseFilters, tiers: Iterable[str]
 ) -> tuple[list[ModelRow], Facets]:
     """Rows matching ``filters`` (newest first) and the choices for every filter."""
-    every = [
-        ModelRow(m, repos.latest_published(db, m, include_withdrawn=True))
-        for m in repos.search_models(db, limit=MAX_MODELS)
-    ]
+    models = repos.search_models(db, limit=MAX_MODELS)
+    newest = repos.latest_visible(db, models)
+    every = [ModelRow(m, newest.get(m.id)) for m in models]
     facets = Facets(
         institutions=sorted({(r.model.namespace, r.model.institution.name) for r in every}),
         tiers=sorted(tiers),

@@ -222,3 +222,34 @@ def test_a_deferred_view_that_forgets_to_authorize_is_refused(app, open_model):
     response = app.test_client().get("/_forgetful")
     assert response.status_code == 500
     assert b"leaked" not in response.data
+
+
+def test_model_listing_shows_each_newest_version_without_a_query_per_model(
+    app, client, registry, tiny_model_dir
+):
+    """`/api/models` and the catalog ask for the newest versions of a whole page at once."""
+    from sqlalchemy import event
+
+    from tests.fixtures.repos import publish_folder
+
+    def listing() -> tuple[dict[str, str], int]:
+        statements = []
+        record = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(registry.engine, "before_cursor_execute", record)
+        try:
+            body = client.get("/api/models?limit=50").get_json()
+            assert client.get("/").status_code == 200
+        finally:
+            event.remove(registry.engine, "before_cursor_execute", record)
+        return {m["id"]: m["sha"] for m in body}, len(statements)
+
+    first = publish_folder(registry, "mgh/one", tiny_model_dir, tag="v1")
+    newest = publish_folder(registry, "mgh/one", tiny_model_dir, tag="v2")
+    assert newest.commit != first.commit
+    few, few_queries = listing()
+    assert few == {"mgh/one": newest.commit}
+
+    others = {f"bwh/m{i}": publish_folder(registry, f"bwh/m{i}", tiny_model_dir) for i in range(4)}
+    many, many_queries = listing()
+    assert many == {"mgh/one": newest.commit} | {repo: p.commit for repo, p in others.items()}
+    assert many_queries == few_queries  # five models cost what one did

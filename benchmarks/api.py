@@ -54,7 +54,7 @@ def median_run(results: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
-def make_gated_model(instance: Path) -> str:
+def make_gated_model(instance: Path, database: dict[str, str]) -> str:
     """A credentialed-tier model and a fully credentialed researcher; returns their token."""
     from registry.app import build_registry
     from registry.config import Settings
@@ -62,7 +62,9 @@ def make_gated_model(instance: Path) -> str:
     from tests.fixtures.principals import People
     from tests.fixtures.repos import publish_folder
 
-    registry = build_registry(Settings.from_env({"REGISTRY_INSTANCE_PATH": str(instance)}))
+    registry = build_registry(
+        Settings.from_env({"REGISTRY_INSTANCE_PATH": str(instance), **database})
+    )
     folder = build_demo_folder(instance / "gated-model")
     publish_folder(registry, "bench/gated", folder, tier="credentialed")
     people = People(registry)
@@ -75,19 +77,26 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="an empty database to use instead of the instance's SQLite file "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/apibench)",
+    )
     args = parser.parse_args()
+    database = {"REGISTRY_DATABASE_URL": args.database_url} if args.database_url else {}
     if shutil.which("ab") is None:
         raise SystemExit("ApacheBench is not installed: apt-get install apache2-utils")
 
     with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
         work = Path(tmp)
         instance = work / "instance"
-        env = registry_env(instance)
+        env = registry_env(instance, **database)
         subprocess.run([registry_bin("registry-server"), "db", "upgrade"], env=env, check=True)
         subprocess.run([registry_bin("registry-server"), "seed-demo"], env=env, check=True)
-        token = make_gated_model(instance)
+        token = make_gated_model(instance, database)
         port = free_port()
-        server = start_registry(instance, port, workers=args.workers)
+        server = start_registry(instance, port, workers=args.workers, **database)
         base = f"http://127.0.0.1:{port}"
         targets = {
             "authorized": (f"{base}/bench/gated/resolve/main/unet/config.json", True, token),
@@ -112,7 +121,7 @@ def main() -> None:
 
     print(
         f"{args.connections} connections, {args.rounds} interleaved rounds of {args.seconds}s, "
-        f"{args.workers} gunicorn workers (medians)"
+        f"{args.workers} gunicorn workers, {args.database_url or 'SQLite'} (medians)"
     )
     resolve, anonymous, noop = (median_run(runs[n]) for n in ("authorized", "anonymous", "noop"))
     rows = [

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 from sqlalchemy import Select, and_, bindparam, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from registry.errors import BadRequest, EntryNotFound, RepoNotFound, RevisionNotFound
 from registry.models import File, Model, Tag, Version
@@ -208,11 +208,14 @@ def _file_statement(kind: str) -> Select[tuple[Model, Version, File]]:
         )
     )
     if kind == "main":
-        return (
-            query.where(Version.state == "published")
-            .order_by(Version.published_seq.desc())
-            .limit(1)
+        # The newest published version itself, not the newest one that has this path.
+        other = aliased(Version)
+        newest = (
+            select(func.max(other.published_seq))
+            .where(other.model_id == Model.id, other.state == "published")
+            .scalar_subquery()
         )
+        return query.where(Version.state == "published", Version.published_seq == newest)
     visible = Version.state.in_(VISIBLE_STATES)
     if kind == "commit":
         return query.where(Version.commit == bindparam("revision"), visible)

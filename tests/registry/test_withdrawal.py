@@ -154,3 +154,23 @@ def test_versions_list_shows_the_history_and_drafts_only_to_their_institution(
     assert own[1:] == public
     missing = client.get("/api/v1/models/mgh/nothing/versions")
     assert missing.status_code == 404 and "mgh/nothing" in missing.headers["X-Error-Message"]
+
+
+def test_main_resolves_to_the_newest_version_even_for_a_path_it_dropped(api_on_client, files):
+    """A file only an older version has is not served as `main`: main is the newest version."""
+    api, client = api_on_client
+    v1 = api.publish("mgh/cxr", {**files, "notes.txt": b"v1 only"}, tier="open", tag="v1")
+    v2 = api.publish("mgh/cxr", files, tag="v2")
+    assert v1.status == v2.status == 200
+    gone = client.get("/mgh/cxr/resolve/main/notes.txt")
+    assert gone.status_code == 404 and gone.headers["X-Error-Code"] == "EntryNotFound"
+    assert gone.headers["X-Repo-Commit"] == v2.body["version"]["commit"]
+    assert client.get("/mgh/cxr/resolve/v1/notes.txt").data == b"v1 only"
+    head = client.head(f"/mgh/cxr/resolve/main/{WEIGHTS}")
+    assert head.headers["X-Repo-Commit"] == v2.body["version"]["commit"]
+
+
+@pytest.fixture
+def api_on_client(registry, client):
+    user = make_user(registry, "p@mgh.org", institution="mgh")
+    return UploadApi(make_token(registry, user), client=client), client

@@ -1,15 +1,15 @@
 """Checking a tier's requirements for one user and one model against the database.
 
 Each check answers ``None`` (met) or a ``Missing`` that says what is wrong and where to
-fix it. No answer is cached: every call reads the current rows (only the SQL text of the
-combined "all met?" query is built once per requirement shape).
+fix it. No answer is cached: every call reads the current rows (only the SQL of the
+combined "which are met?" query is built once per requirement shape).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, bindparam, or_, select
@@ -61,87 +61,87 @@ def describe(policies: PolicySet, requirement: str, model: Model) -> str:
 
 
 class RequirementChecker:
-    """Evaluates requirements for ``user`` at time ``now``."""
+    """Evaluates requirements for ``user`` at time ``now``.
+
+    Whether a requirement is met is decided in one place, ``_met`` (one query for all of a
+    tier's requirements); the ``_why_*`` methods only explain an unmet one, reading the rows
+    that say what to fix.
+    """
 
     def __init__(self, policies: PolicySet, db: Session, user: User, now: dt.datetime) -> None:
         self.policies, self.db, self.user, self.now = policies, db, user, now
 
     def unmet(self, tier: TierSpec, model: Model) -> list[Missing]:
         """Every requirement of ``tier`` that ``user`` does not meet for ``model``."""
-        if self._all_met(tier, model):
-            return []
-        missing = []
-        for requirement in tier.requires:
-            problem = self.check(requirement, model)
-            if problem is not None:
-                missing.append(problem)
-        return missing
+        met = self._met(tier.requires, model)
+        return [self._why(r, model) for r in tier.requires if not met[r]]
 
-    def _all_met(self, tier: TierSpec, model: Model) -> bool:
-        """One query answering "is everything met?" (the common case on every download).
+    def check(self, requirement: str, model: Model) -> Missing | None:
+        """What is missing for one requirement, or ``None`` when it is met."""
+        if self._met((requirement,), model)[requirement]:
+            return None
+        return self._why(requirement, model)
 
-        Only a yes is trusted; on a no, ``unmet`` runs each check to say what is missing.
-        """
-        shape: list[tuple[str, str]] = []
-        for requirement in tier.requires:
+    def _met(self, requirements: Sequence[str], model: Model) -> dict[str, bool]:
+        """Whether each requirement is met: one query for those the database answers."""
+        met: dict[str, bool] = {}
+        asked: list[tuple[str, tuple[str, str]]] = []
+        for requirement in requirements:
             kind, _, arg = requirement.partition(":")
             if requirement == "authenticated":
-                continue
-            if requirement == "terms-accepted":
-                if self.user.terms_accepted_at is None:
-                    return False
+                met[requirement] = True
+            elif requirement == "terms-accepted":
+                met[requirement] = self.user.terms_accepted_at is not None
             elif requirement == "credentialed":
-                shape.append(("credentialed", ""))
+                asked.append((requirement, ("credentialed", "")))
             elif kind == "training" and arg in self.policies.trainings:
-                shape.append(("training", arg))
+                asked.append((requirement, ("training", arg)))
             elif requirement == "dua-signed" or kind == "dua":
                 dua = model_dua(self.policies, model) if kind != "dua" else arg
                 if dua is None:
-                    return False
-                shape.append(("dua", dua))
+                    met[requirement] = False
+                else:
+                    asked.append((requirement, ("dua", dua)))
             elif requirement == "access-request-accepted":
-                shape.append(("grant", ""))
+                asked.append((requirement, ("grant", "")))
             else:
-                return False
-        if not shape:
-            return True
-        params = {"user_id": self.user.id, "model_id": model.id, "now": self.now}
-        # Plain booleans: run on the session's connection, past the ORM's result machinery.
-        statement = _all_met_statement(tuple(shape))
-        return all(self.db.connection().execute(statement, params).one())
+                met[requirement] = False  # unknown: deny by default
+        if asked:
+            params = {"user_id": self.user.id, "model_id": model.id, "now": self.now}
+            statement = _met_statement(tuple(shape for _, shape in asked))
+            # Plain booleans: run on the session's connection, past the ORM's result machinery.
+            answers = self.db.connection().execute(statement, params).one()
+            for (requirement, _), answer in zip(asked, answers, strict=True):
+                met[requirement] = bool(answer)
+        return met
 
-    def check(self, requirement: str, model: Model) -> Missing | None:
+    def _why(self, requirement: str, model: Model) -> Missing:
         kind, _, arg = requirement.partition(":")
-        checks: dict[str, Callable[[], Missing | None]] = {
-            "authenticated": lambda: None,
-            "terms-accepted": self._terms,
-            "credentialed": self._credentialed,
-            "dua-signed": lambda: self._dua(requirement, model_dua(self.policies, model)),
-            "access-request-accepted": lambda: self._grant(model),
-        }
-        if requirement in checks:
-            return checks[requirement]()
-        if kind == "training":
-            return self._training(requirement, arg)
+        if requirement == "terms-accepted":
+            return self._why_terms()
+        if requirement == "credentialed":
+            return self._why_credentialed()
+        if requirement == "dua-signed":
+            return self._why_dua(requirement, model_dua(self.policies, model))
+        if requirement == "access-request-accepted":
+            return self._why_grant(model)
+        if kind == "training" and arg in self.policies.trainings:
+            return self._why_training(requirement, arg)
         if kind == "dua":
-            return self._dua(requirement, arg)
+            return self._why_dua(requirement, arg)
         return Missing(requirement, f"unknown requirement {requirement!r} (deny by default)")
 
-    def _terms(self) -> Missing | None:
-        if self.user.terms_accepted_at is not None:
-            return None
+    def _why_terms(self) -> Missing:
         return Missing(
             "terms-accepted", "Registry terms of use not accepted", fixes.TERMS, "accept them"
         )
 
-    def _credentialed(self) -> Missing | None:
+    def _why_credentialed(self) -> Missing:
         apps = self.db.scalars(
             select(CredentialApplication)
             .where(CredentialApplication.user_id == self.user.id)
             .order_by(CredentialApplication.created_at.desc(), CredentialApplication.id.desc())
         ).all()
-        if any(app.status == "accepted" for app in apps):
-            return None
         url = fixes.CREDENTIALS
         if not apps:
             return Missing("credentialed", "Not a credentialed researcher", url, "apply")
@@ -157,15 +157,13 @@ class RequirementChecker:
         message = f"Credentialed status {verb} on {_day(latest.decided_at)}{reason}"
         return Missing("credentialed", message, url, "apply again")
 
-    def _training(self, requirement: str, kind: str) -> Missing | None:
+    def _why_training(self, requirement: str, kind: str) -> Missing:
         spec = self.policies.trainings[kind]
         rows = self.db.scalars(
             select(Training).where(Training.user_id == self.user.id, Training.kind == kind)
         ).all()
         accepted = [t for t in rows if t.status == "accepted" and t.valid_until is not None]
         best = max(accepted, key=lambda t: t.valid_until, default=None)  # type: ignore[arg-type,return-value]
-        if best is not None and best.valid_until > self.now:  # type: ignore[operator]
-            return None
         url = fixes.TRAININGS
         pending = [t for t in rows if t.status == "pending"]
         if best is not None:
@@ -183,27 +181,17 @@ class RequirementChecker:
             return Missing(requirement, message, url, "submit a new certificate")
         return Missing(requirement, f"{spec.title} training not on file", url, "submit it")
 
-    def _dua(self, requirement: str, dua: str | None) -> Missing | None:
+    def _why_dua(self, requirement: str, dua: str | None) -> Missing:
         if dua is None:
             return Missing(requirement, "The model names no DUA to sign (deny by default)")
-        signed = self.db.scalar(
-            select(DuaSignature.id).where(
-                DuaSignature.user_id == self.user.id, DuaSignature.dua == dua
-            )
-        )
-        if signed is not None:
-            return None
         return Missing(requirement, f"DUA {dua} not signed", fixes.dua_url(dua), "sign")
 
-    def _grant(self, model: Model) -> Missing | None:
+    def _why_grant(self, model: Model) -> Missing:
         requests = self.db.scalars(
             select(AccessRequest)
             .where(AccessRequest.user_id == self.user.id, AccessRequest.model_id == model.id)
             .order_by(AccessRequest.id.desc())
         ).all()
-        for req in requests:
-            if req.status == "accepted" and (req.expires_at is None or req.expires_at > self.now):
-                return None
         url = fixes.request_access_url(model.repo_id)
         req_name = "access-request-accepted"
         if not requests:
@@ -231,8 +219,10 @@ class RequirementChecker:
 
 
 @functools.lru_cache(maxsize=64)
-def _all_met_statement(shape: tuple[tuple[str, str], ...]) -> Select[Any]:
-    """One EXISTS per requirement, for a requirement shape; built once, then reused.
+def _met_statement(shape: tuple[tuple[str, str], ...]) -> Select[Any]:
+    """One EXISTS per requirement: the only definition of when each one is met.
+
+    Built once per requirement shape, then reused.
 
     The shape comes from the policy (a handful of distinct tiers), so the cache stays small;
     the user, model and time are bound per request.

@@ -180,11 +180,10 @@ def test_stock_huggingface_hub_gets_gated_error_then_the_file(
         assert fh.read() == (tiny_model_dir / FILE).read_bytes()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # two processes share it
 def test_revocation_through_one_server_is_seen_by_another(
     request, settings, people, cast, cr_model, start_server
 ):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the two-process test shares a PostgreSQL database")
     res = cast["researcher"]
     from registry.models import User
 

@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,6 @@ from client.cache import SHA256_RE, check_relative_path
 from client.errors import IntegrityError
 
 MANIFEST_FORMAT = "roentgen-registry/manifest/v1"
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,8 +36,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from client.cache import COMMIT_RE
 from client.errors import IntegrityError, KeyChanged, RollbackRefused, SignatureInvalid
-from client.manifest import COMMIT_RE, Manifest, manifest_bytes
+from client.manifest import Manifest, manifest_bytes
 from client.trust import TrustStore
 
 Notify = Callable[[str], None]

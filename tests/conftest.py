@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -65,8 +66,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path):
+def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Any:
+    """Settings for a test registry: its own instance folder, no rate limits, http cookies."""
     from registry.config import Settings
 
     return Settings.from_env(
@@ -76,8 +77,13 @@ def settings(database_url: str, tmp_path: Path):
         secret_key="test-secret-key-0123456789",
         session_cookie_secure=False,
         ratelimit_enabled=False,
-        public_url="http://127.0.0.1",
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path):
+    return make_settings(database_url, tmp_path, public_url="http://127.0.0.1")
 
 
 @pytest.fixture

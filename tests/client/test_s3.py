@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from client.errors import HashMismatch
+from tests.conftest import make_settings
 from tests.fixtures.repos import publish_folder
 
 UNET = "unet/diffusion_pytorch_model.safetensors"
@@ -19,17 +20,8 @@ UNET = "unet/diffusion_pytorch_model.safetensors"
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, s3_storage_url: str):
-    from registry.config import Settings
 
-    return Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=database_url,
-        storage_url=s3_storage_url,
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-    )
+    return make_settings(database_url, tmp_path, storage_url=s3_storage_url)
 
 
 def test_pull_through_presigned_redirects_resumes_and_verifies(

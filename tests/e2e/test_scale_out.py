@@ -19,6 +19,7 @@ import requests
 from client import RegistryClient
 from client.config import ClientSettings
 from client.push import Uploader
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -28,17 +29,8 @@ MEMORY_LIMIT = 600 * 1024 * 1024  # per server process tree (master + 1 worker)
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, s3_storage_url: str):
-    from registry.config import Settings
 
-    return Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=database_url,
-        storage_url=s3_storage_url,
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-    )
+    return make_settings(database_url, tmp_path, storage_url=s3_storage_url)
 
 
 def make_client(url: str, token: str | None, home: Path) -> RegistryClient:

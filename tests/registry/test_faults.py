@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import make_settings
 from tests.fixtures.faults import CuttableProxy
 from tests.fixtures.repos import publish_folder
 
@@ -33,22 +34,13 @@ def s3_proxy(s3_endpoint: str):
 
 @pytest.fixture
 def s3_fault_settings(database_url: str, tmp_path: Path, s3_proxy: CuttableProxy):
-    from registry.config import Settings
     from registry.storage.s3 import S3BlobStore
     from tests.fixtures.s3 import s3_url
 
     url = s3_url(f"http://127.0.0.1:{s3_proxy.port}", f"faults-{tmp_path.name[-12:].lower()}")
     S3BlobStore.from_url(url).ensure_bucket()
-    return Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=database_url,
-        storage_url=url,
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-        s3_redirect=False,  # stream through the registry so the outage hits it
-    )
+    # s3_redirect off: downloads stream through the registry, so the outage hits it.
+    return make_settings(database_url, tmp_path, storage_url=url, s3_redirect=False)
 
 
 def test_s3_outage_gives_503_and_recovers(s3_fault_settings, s3_proxy, tiny_model_dir):
@@ -85,18 +77,10 @@ def test_postgres_outage_gives_503_and_recovers(
     database_url, tmp_path, postgres_proxy: CuttableProxy, tiny_model_dir
 ):
     from registry.app import create_app
-    from registry.config import Settings
     from tests.conftest import LiveServer
 
     proxied = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{postgres_proxy.port}")
-    settings = Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=proxied,
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-    )
+    settings = make_settings(proxied, tmp_path)
     app = create_app(settings=settings)
     publish_folder(app.extensions["registry"], "demo/pg", tiny_model_dir)
     server = LiveServer(app)
@@ -130,19 +114,10 @@ def test_full_disk_refuses_the_upload_cleanly_and_it_finishes_later(
     """A chunk that does not fit gets 507 with a message; nothing of it stays on disk or in
     the session, nothing is published, and the same session finishes once there is room."""
     from registry.app import create_app
-    from registry.config import Settings
     from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
     blobs = tiny_disk.path / "blobs"
-    settings = Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=database_url,
-        storage_url=blobs.as_uri(),
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-    )
+    settings = make_settings(database_url, tmp_path, storage_url=blobs.as_uri())
     app = create_app(settings=settings)
     try:
         registry, client = app.extensions["registry"], app.test_client()

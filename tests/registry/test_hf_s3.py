@@ -10,22 +10,14 @@ import pytest
 import requests
 from huggingface_hub import hf_hub_download, snapshot_download
 
+from tests.conftest import make_settings
 from tests.fixtures.repos import publish_folder
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, s3_storage_url: str):
-    from registry.config import Settings
 
-    return Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=database_url,
-        storage_url=s3_storage_url,
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-    )
+    return make_settings(database_url, tmp_path, storage_url=s3_storage_url)
 
 
 def test_get_resolve_redirects_to_a_presigned_url_with_metadata(

@@ -9,6 +9,7 @@ import requests
 from huggingface_hub import hf_hub_download, snapshot_download
 from sqlalchemy import select
 
+from tests.conftest import make_settings
 from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
 WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
@@ -87,18 +88,8 @@ def test_withdrawal_rules(registry, client, files):
 
 @pytest.fixture
 def s3_settings(database_url: str, tmp_path: Path, s3_storage_url: str):
-    from registry.config import Settings
 
-    return Settings.from_env(
-        {},
-        instance_path=tmp_path / "instance",
-        database_url=database_url,
-        storage_url=s3_storage_url,
-        secret_key="test-secret-key-0123456789",
-        session_cookie_secure=False,
-        ratelimit_enabled=False,
-        presign_seconds=60,
-    )
+    return make_settings(database_url, tmp_path, storage_url=s3_storage_url, presign_seconds=60)
 
 
 def test_no_presigned_url_is_issued_after_withdrawal(s3_settings, files):

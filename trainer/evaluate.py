@@ -111,12 +111,11 @@ def held_out_prompts(per_group: int, seed: int = HELD_OUT_SEED) -> list[tuple[Fi
     return prompts
 
 
-def _model_folder(model: Path) -> tuple[Path, int | None]:
-    """A pipeline folder and, for a fit run folder, its training resolution."""
-    summary = model / "summary.json"
-    if (model / "pipeline" / "model_index.json").is_file() and summary.is_file():
-        return model / "pipeline", json.loads(summary.read_text("utf-8"))["config"]["resolution"]
-    return model, None
+def _model_folder(model: Path) -> Path:
+    """The pipeline folder of a fit run folder, or ``model`` itself (an export, a pull)."""
+    if (model / "pipeline" / "model_index.json").is_file():
+        return model / "pipeline"
+    return model
 
 
 def evaluate(
@@ -131,13 +130,10 @@ def evaluate(
 ) -> EvaluationReport:
     """Generate for held-out phantom prompts and read each image; write JSON and a grid."""
     model = Path(model)
-    folder, trained_resolution = _model_folder(model)
+    folder = _model_folder(model)
     pipeline = StableDiffusionPipeline.from_pretrained(folder)
-    resolution = (
-        resolution
-        or trained_resolution
-        or pipeline.unet.config.sample_size * 2 ** (len(pipeline.vae.config.block_out_channels) - 1)
-    )
+    # ``fit`` saves the trained resolution as the pipeline's default (record_resolution).
+    resolution = resolution or pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     prompts = held_out_prompts(per_group, seed)
     images = generate_images(
         pipeline,

@@ -97,9 +97,12 @@ def test_evaluate_writes_accuracy_and_the_card_picks_it_up(
     saved = json.loads((finished_run / "evaluation.json").read_text())
     assert saved["laterality"]["ci95"][0] <= saved["laterality"]["accuracy"]
     assert "laterality" in report.format_table()
+    assert saved["settings"]["resolution"] == 32  # the trained size, not the base's 64 px default
     out = export_run(finished_run, tmp_path / "export", sample_steps=1)
     card = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert card["evaluation"]["laterality"]["total"] == 4
+    exported = evaluate(out, per_group=1, steps=1, out_dir=tmp_path / "exported-evaluation")
+    assert exported.settings["resolution"] == 32
 
 
 def test_held_out_prompts_name_their_side() -> None:

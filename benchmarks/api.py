@@ -12,7 +12,8 @@ in some runs, split in others), which swings every figure by 2-3x from round to 
 worker measures what the request costs; ``--workers 2`` shows the other picture. Each round
 prints its own figures; the summary gives medians and the median of per-round ratios.
 
-    .venv/bin/python -m benchmarks.api --seconds 10 --connections 32 --rounds 3 [--workers 1]
+    .venv/bin/python -m benchmarks.api --seconds 10 --connections 32 --rounds 3 \
+        [--workers 1] [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/EMPTY_DB]
 """
 
 from __future__ import annotations

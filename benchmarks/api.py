@@ -57,8 +57,8 @@ def median_run(results: list[dict[str, float]]) -> dict[str, float]:
 
 def make_gated_model(instance: Path, database: dict[str, str]) -> str:
     """A credentialed-tier model and a fully credentialed researcher; returns their token."""
-    from registry.app import build_registry
     from registry.config import Settings
+    from registry.context import build_registry
     from registry.demo import build_demo_folder
     from tests.fixtures.principals import People
     from tests.fixtures.repos import publish_folder

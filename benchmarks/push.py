@@ -67,8 +67,8 @@ def raw_cost(source: Path, target: Path) -> float:
 def make_tokens(instance: Path, slugs: list[str]) -> list[str]:
     """A fresh schema, and a publisher with a write token in each institution of ``slugs``."""
     from registry.accounts.tokens import create_token
-    from registry.app import build_registry
     from registry.config import Settings
+    from registry.context import build_registry
     from registry.db import Base
     from registry.models import AuditHead, Institution, Membership, User
 

@@ -7,6 +7,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from registry.config import Settings
+from registry.context import build_registry
+from registry.models import Institution
+from registry.publishing.signing import load_signer
+from registry.repos import services as repos
+from registry.repos.importer import import_folder
+from registry.unit_of_work import unit_of_work
 
 DEMO_REPO = "demo/tiny-phantom"
 
@@ -42,16 +48,9 @@ def build_demo_folder(out: Path) -> Path:
 
 def seed_demo(settings: Settings) -> str:
     """Import the demo model unless it is already there; returns what happened."""
-    from registry.app import build_registry
-    from registry.db import transaction
-    from registry.models import Institution
-    from registry.publishing.signing import load_signer
-    from registry.repos import services as repos
-    from registry.repos.importer import import_folder
-
     registry = build_registry(settings)
     namespace, name = DEMO_REPO.split("/")
-    with transaction(registry.sessions) as session:
+    with unit_of_work(registry.sessions) as session:
         if repos.find_model(session, namespace, name) is not None:
             return f"{DEMO_REPO} already present"
         if session.scalar(select(Institution).where(Institution.slug == namespace)) is None:

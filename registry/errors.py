@@ -11,6 +11,9 @@ from typing import Any
 
 
 class RegistryError(Exception):
+    """``keep_changes``: the refusal itself is an outcome to commit (an audited failed login,
+    a stored validation report); otherwise the request's transaction is rolled back."""
+
     status: int = 400
     code: str = "BadRequest"
 
@@ -20,11 +23,13 @@ class RegistryError(Exception):
         *,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
         self.headers = headers or {}
+        self.keep_changes = keep_changes
 
 
 class BadRequest(RegistryError):

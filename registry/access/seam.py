@@ -3,7 +3,8 @@
 Every view declares the action it needs with ``@requires``. Actions that need no resource
 are decided before the view runs; for the others (``deferred=True``) the view loads its
 resource and calls ``authorize(resource)``. A deferred view that answers without having
-called ``authorize`` is turned into an error: deny by default, even for a forgetful view.
+called ``authorize`` is turned into an error and commits nothing: deny by default, even for a
+forgetful view. The seam also ends the request's unit of work (``registry.unit_of_work``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, g, request
 
 from registry.access.decision import Decision, Principal
+from registry.audit.services import record_event
+from registry.context import current_registry
 from registry.errors import Forbidden, GatedRepo, Unauthorized
+from registry.unit_of_work import finish_view
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +41,10 @@ def requires(action: str, *, deferred: bool = False) -> Callable[[F], F]:
             g.registry_authorized = False
             if not deferred:
                 authorize(None)
-            return view(*args, **kwargs)
+            response = current_app.make_response(view(*args, **kwargs))
+            if deferred and response.status_code < 400 and not g.registry_authorized:
+                return _authorization_error()
+            return finish_view(response)
 
         setattr(wrapper, ACTION_ATTR, action)
         setattr(wrapper, DEFERRED_ATTR, deferred)
@@ -52,8 +59,6 @@ def current_principal() -> Principal:
 
 def authorize(resource: Any, *, action: str | None = None) -> Decision:
     """Ask the policy engine about the current request; raise if it says no."""
-    from registry.app import current_registry
-
     action = action or g.registry_action
     registry = current_registry()
     decision = registry.policy.decide(g.principal, action, resource, db=g.db, now=registry.now())
@@ -61,17 +66,15 @@ def authorize(resource: Any, *, action: str | None = None) -> Decision:
         g.registry_authorized = True
     if decision.allowed:
         return decision
+    error = denial(g.principal, action, decision)
     if action in AUDITED_DENIALS:
         _record_denial(action, resource, decision)
-    raise denial(g.principal, action, decision)
+        error.keep_changes = True  # the refusal is recorded although the request fails
+    raise error
 
 
 def _record_denial(action: str, resource: Any, decision: Decision) -> None:
     """Audit a refused download: who tried to get which weights, and what they lacked."""
-    from registry.api.requests import request_info
-    from registry.app import current_registry
-    from registry.audit.services import record_event
-
     version = resource
     record_event(
         g.db,
@@ -85,16 +88,12 @@ def _record_denial(action: str, resource: Any, decision: Decision) -> None:
             "method": request.method,
             "path": request.path[:300],
         },
-        request_info=request_info(),
         now=current_registry().now(),
     )
-    g.db.commit()
 
 
 def denial(principal: Principal, action: str, decision: Decision) -> Exception:
     """The exception that tells the user what is missing (401 when not logged in)."""
-    from registry.app import current_registry
-
     base_url = current_registry().settings.public_url
     message = decision.render(base_url) or f"You may not perform {action}."
     details = {"missing": [m.to_dict() for m in decision.missing], "action": action}
@@ -113,23 +112,10 @@ def route_action(app: Flask, endpoint: str) -> str | None:
     return getattr(view, ACTION_ATTR, None)
 
 
-def install_guard(app: Flask) -> None:
-    """Refuse any response from a deferred view that never called ``authorize``."""
-
-    @app.after_request
-    def _deny_unauthorized(response: Response) -> Response:
-        view = current_app.view_functions.get(request.endpoint or "")
-        if (
-            view is not None
-            and getattr(view, DEFERRED_ATTR, False)
-            and g.get("registry_action") is not None  # the view ran (not refused before it)
-            and response.status_code < 400
-            and not g.get("registry_authorized", False)
-        ):
-            current_app.logger.error("view %s answered without authorize()", request.endpoint)
-            response = Response(
-                '{"error": "internal authorization error"}',
-                status=500,
-                mimetype="application/json",
-            )
-        return response
+def _authorization_error() -> Response:
+    """Deny by default: a deferred view that never called ``authorize`` commits nothing."""
+    current_app.logger.error("view %s answered without authorize()", request.endpoint)
+    g.db.rollback()
+    return Response(
+        '{"error": "internal authorization error"}', status=500, mimetype="application/json"
+    )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from registry.access.policy import TierSpec
 from registry.access_requests.fields import clean_answers
 from registry.accounts.validation import MAX_ID, Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict, NotFound
 from registry.models import AccessRequest, Model, User
 
@@ -31,7 +31,6 @@ def create(
     answers: Any,
     *,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> AccessRequest:
     """File a request; a rejected, revoked or expired requester may apply again."""
     if tier is None or "access-request-accepted" not in tier.requires:
@@ -55,8 +54,8 @@ def create(
     request = AccessRequest(model_id=model.id, user_id=user.id, fields=fields, created_at=now)
     db.add(request)
     db.flush()
-    _record(db, "access-request:create", request, user, {}, request_info, now)
-    db.commit()
+    _record(db, "access-request:create", request, user, {}, now)
+    db.flush()
     return request
 
 
@@ -99,7 +98,6 @@ def decide(
     expires_at: Any = None,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> AccessRequest:
     """Accept (optionally until a date) or reject (with a reason) a pending request."""
     problems = Problems()
@@ -118,8 +116,8 @@ def decide(
     request.decided_by_id = actor.id
     request.decided_at = now
     details = {"reason": reason, "expires_at": until.isoformat() if until else None}
-    _record(db, f"access-request:{decision}", request, actor, details, request_info, now)
-    db.commit()
+    _record(db, f"access-request:{decision}", request, actor, details, now)
+    db.flush()
     return request
 
 
@@ -130,7 +128,6 @@ def revoke(
     reason: str,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> AccessRequest:
     """Revoke an accepted grant at once, with a reason the user will see."""
     problems = Problems()
@@ -142,8 +139,8 @@ def revoke(
     request.reason = reason
     request.revoked_at = now
     request.revoked_by_id = actor.id
-    _record(db, "access-request:revoke", request, actor, {"reason": reason}, request_info, now)
-    db.commit()
+    _record(db, "access-request:revoke", request, actor, {"reason": reason}, now)
+    db.flush()
     return request
 
 
@@ -182,7 +179,6 @@ def _record(
     request: AccessRequest,
     actor: User,
     details: dict[str, Any],
-    request_info: RequestInfo | None,
     now: dt.datetime,
 ) -> None:
     record_event(
@@ -192,6 +188,5 @@ def _record(
         target=f"{request.model.repo_id}/user:{request.user.email}",
         model_id=request.model_id,
         details={"request_id": request.id, **details},
-        request_info=request_info,
         now=now,
     )

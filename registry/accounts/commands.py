@@ -6,20 +6,20 @@ import sys
 
 import click
 
+from registry.accounts.institutions import update_user
+from registry.accounts.services import find_user_by_email, register_user
+from registry.commands import open_registry
+from registry.errors import RegistryError
+from registry.unit_of_work import unit_of_work
+
 
 @click.command("create-admin")
 @click.argument("email")
 @click.option("--name", default="", help="Display name (defaults to the email's local part)")
 def create_admin(email: str, name: str) -> None:
     """Create a registry admin; the password is read from stdin, or prompted for on a TTY."""
-    from registry.accounts.institutions import update_user
-    from registry.accounts.services import find_user_by_email, register_user
-    from registry.app import build_registry
-    from registry.cli import load_settings
-    from registry.errors import RegistryError
-
-    registry = build_registry(load_settings())
-    with registry.sessions() as db:
+    registry = open_registry()
+    with unit_of_work(registry.sessions) as db:
         existing = find_user_by_email(db, email)
         try:
             if existing is not None:

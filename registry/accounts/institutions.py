@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from registry.accounts.validation import MAX_ID, Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound
 from registry.models import Institution, Membership, User
 from registry.models.accounts import ROLES
@@ -36,7 +36,6 @@ def create_institution(
     name: str,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Institution:
     """Create an institution; its slug becomes the namespace of its models."""
     problems = Problems()
@@ -56,10 +55,9 @@ def create_institution(
         actor=actor,
         target=f"institution:{slug}",
         details={"name": name},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return institution
 
 
@@ -91,7 +89,6 @@ def set_membership(
     role: str,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Membership:
     """Make ``user`` a member of ``institution`` with ``role`` (a user has one institution)."""
     if role not in ROLES:
@@ -118,10 +115,9 @@ def set_membership(
         actor=actor,
         target=f"institution:{institution.slug}/user:{user.email}",
         details={"role": role, "previous_role": before},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     db.refresh(user)
     return membership
 
@@ -133,7 +129,6 @@ def remove_membership(
     *,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> None:
     membership = user.membership
     if membership is None or membership.institution_id != institution.id:
@@ -146,10 +141,9 @@ def remove_membership(
         actor=actor,
         target=f"institution:{institution.slug}/user:{user.email}",
         details={"previous_role": role},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     db.refresh(user)
 
 
@@ -173,7 +167,6 @@ def update_user(
     is_active: bool | None = None,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> User:
     """Grant or remove registry-admin, enable or disable an account."""
     if user.id == actor.id and (is_registry_admin is False or is_active is False):
@@ -192,8 +185,7 @@ def update_user(
             actor=actor,
             target=f"user:{user.email}",
             details=changes,
-            request_info=request_info,
             now=now,
         )
-        db.commit()
+        db.flush()
     return user

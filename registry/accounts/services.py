@@ -14,7 +14,7 @@ from registry.accounts.passwords import (
     verify_password,
 )
 from registry.accounts.validation import Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import Conflict, Forbidden, Unauthorized
 from registry.models import User
 
@@ -33,7 +33,6 @@ def register_user(
     display_name: str = "",
     accept_terms: bool = False,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
     is_registry_admin: bool = False,
 ) -> User:
     """Create an account (the caller has already rate-limited the request)."""
@@ -67,10 +66,9 @@ def register_user(
         actor=user,
         target=f"user:{user.email}",
         details={"registry_admin": is_registry_admin},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return user
 
 
@@ -80,7 +78,6 @@ def authenticate(
     password: str,
     *,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> User:
     """The user with this email and password; records success and failure in the audit log."""
     email = (email or "").strip().lower() if isinstance(email, str) else ""
@@ -93,22 +90,22 @@ def authenticate(
             "account:login-failed",
             target=f"user:{email[:300]}",
             details={"reason": "unknown-account" if user is None else "wrong-password"},
-            request_info=request_info,
             now=now,
         )
-        db.commit()
-        raise Unauthorized(LOGIN_FAILED + " Forgot it? Ask a registry administrator.")
+        raise Unauthorized(
+            LOGIN_FAILED + " Forgot it? Ask a registry administrator.", keep_changes=True
+        )
     if not user.is_active:
         record_event(
             db,
             "account:login-failed",
             target=f"user:{user.email}",
             details={"reason": "disabled"},
-            request_info=request_info,
             now=now,
         )
-        db.commit()
-        raise Forbidden("This account is disabled; contact a registry administrator.")
+        raise Forbidden(
+            "This account is disabled; contact a registry administrator.", keep_changes=True
+        )
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     record_event(
@@ -116,16 +113,13 @@ def authenticate(
         "account:login",
         actor=user,
         target=f"user:{user.email}",
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return user
 
 
-def end_sessions(
-    db: Session, user: User, *, now: dt.datetime, request_info: RequestInfo | None = None
-) -> None:
+def end_sessions(db: Session, user: User, *, now: dt.datetime) -> None:
     """Log out: every session cookie issued to ``user`` stops working."""
     user.session_generation = (user.session_generation or 0) + 1
     record_event(
@@ -133,10 +127,9 @@ def end_sessions(
         "account:logout",
         actor=user,
         target=f"user:{user.email}",
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
 
 
 def change_password(
@@ -146,7 +139,6 @@ def change_password(
     current_password: str,
     new_password: str,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> User:
     """Set a new password; every existing session cookie stops working (tokens stay)."""
     current_password = current_password if isinstance(current_password, str) else ""
@@ -169,16 +161,13 @@ def change_password(
         "account:password-change",
         actor=user,
         target=f"user:{user.email}",
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return user
 
 
-def accept_terms(
-    db: Session, user: User, *, now: dt.datetime, request_info: RequestInfo | None = None
-) -> User:
+def accept_terms(db: Session, user: User, *, now: dt.datetime) -> User:
     """Record that ``user`` accepted the registry's terms of use (idempotent)."""
     if user.terms_accepted_at is None:
         user.terms_accepted_at = now
@@ -187,8 +176,7 @@ def accept_terms(
             "account:terms-accept",
             actor=user,
             target=f"user:{user.email}",
-            request_info=request_info,
             now=now,
         )
-        db.commit()
+        db.flush()
     return user

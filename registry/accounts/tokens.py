@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from registry.access import fixes
 from registry.accounts.validation import Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
+from registry.db import commit_early
 from registry.errors import Unauthorized
 from registry.models import ApiToken, User
 from registry.models.accounts import TOKEN_SCOPES
@@ -39,7 +40,6 @@ def create_token(
     default_days: int,
     max_days: int,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the plaintext (shown once, never stored)."""
     problems = Problems()
@@ -73,10 +73,9 @@ def create_token(
             "scope": scope,
             "expires_at": token.expires_at.isoformat(),
         },
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return token, plaintext
 
 
@@ -114,7 +113,9 @@ def touch(db: Session, token: ApiToken, now: dt.datetime) -> None:
     if token.last_used_at is not None and now - token.last_used_at < TOUCH_EVERY:
         return
     db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-    db.commit()
+    # First thing in a request, so nothing else is committed with it; waiting for the end
+    # would hold the token's row lock for the whole request of every caller sharing it.
+    commit_early(db, "token last-used stamp")
     token.last_used_at = now
 
 
@@ -130,7 +131,6 @@ def revoke_token(
     *,
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> ApiToken:
     """Revoke ``token`` at once (idempotent)."""
     if token.revoked_at is None:
@@ -141,8 +141,7 @@ def revoke_token(
             actor=actor,
             target=f"token:{token.prefix}",
             details={"token_id": token.id, "owner": token.user.email},
-            request_info=request_info,
             now=now,
         )
-        db.commit()
+        db.flush()
     return token

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from registry.errors import InsufficientStorage, RegistryError, ServiceUnavailable
+from registry.storage import BlobNotFoundError, StorageFullError, StorageUnavailableError
+from registry.unit_of_work import finish_error
+from registry.web.errors import render_error_page
 
 HTML_BLUEPRINTS = frozenset({"web"})
 
@@ -32,12 +36,14 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(RegistryError)
     def _registry_error(error: RegistryError) -> Response:
+        finish_error(error)
         response = render_error(error.status, error.code, error.message, error.details)
         response.headers.update(error.headers)
         return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
+        finish_error(error)
         code = (error.name or "Error").replace(" ", "")
         message = error.description or error.name
         if error.code == 404:
@@ -45,10 +51,6 @@ def install_error_handlers(app: Flask) -> None:
         if error.code == 405:
             message = f"Method {request.method} is not allowed on {request.path}"
         return render_error(error.code or 500, code, message)
-
-    from sqlalchemy.exc import OperationalError
-
-    from registry.storage import BlobNotFoundError, StorageFullError, StorageUnavailableError
 
     # Backend faults: logged with their detail (hosts, paths), answered without it.
     faults: list[tuple[type[Exception], str, RegistryError]] = [
@@ -86,6 +88,7 @@ def install_error_handlers(app: Flask) -> None:
 
 def _fault_handler(app: Flask, log_line: str, answer: RegistryError) -> Any:
     def handle(error: Exception) -> Response:
+        finish_error(error)
         app.logger.error("%s: %s", log_line, error)
         return render_error(answer.status, answer.code, answer.message)
 
@@ -95,8 +98,6 @@ def _fault_handler(app: Flask, log_line: str, answer: RegistryError) -> Any:
 def render_error(status: int, code: str, message: str, details: dict[str, Any] | None = None):
     """JSON for the API and Hugging Face routes; the web UI renders its own page."""
     if request.blueprint in HTML_BLUEPRINTS:
-        from registry.web.errors import render_error_page
-
         return render_error_page(status, code, message, details)
     response = error_response(status, code, message, details)
     if status in (401,) and request.blueprint != "hf":

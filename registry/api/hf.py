@@ -9,16 +9,16 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.api.ranges import parse_range
-from registry.api.requests import (
+from registry.api.params import (
     bool_arg,
     cursor_arg,
     encode_cursor,
     int_arg,
-    request_info,
 )
-from registry.app import current_registry
+from registry.api.ranges import parse_range
+from registry.api.v1.serializers import iso
 from registry.audit.services import record_event
+from registry.context import current_registry
 from registry.errors import EntryNotFound, RangeNotSatisfiable, Unauthorized, VersionWithdrawn
 from registry.models import File, Model, Version
 from registry.repos import services as repos
@@ -26,10 +26,6 @@ from registry.repos import services as repos
 bp = Blueprint("hf", __name__)
 
 STREAM_CHUNK = 1024 * 1024
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _gated(model: Model) -> bool | str:
@@ -51,8 +47,8 @@ def model_summary(model: Model, version: Version | None) -> dict[str, Any]:
         "library_name": "diffusers",
         "pipeline_tag": "text-to-image",
         "tags": ["diffusers", "safetensors", "text-to-image", f"tier:{model.tier}"],
-        "createdAt": _iso(model.created_at),
-        "lastModified": _iso(version.published_at if version else model.created_at),
+        "createdAt": iso(model.created_at),
+        "lastModified": iso(version.published_at if version else model.created_at),
         "accessTier": model.tier,
         "dua": model.dua,
     }
@@ -81,7 +77,7 @@ def model_info_payload(model: Model, version: Version) -> dict[str, Any]:
         }
     )
     if version.state == "withdrawn":
-        info["withdrawn"] = {"at": _iso(version.withdrawn_at), "reason": version.withdrawn_reason}
+        info["withdrawn"] = {"at": iso(version.withdrawn_at), "reason": version.withdrawn_reason}
     return info
 
 
@@ -243,10 +239,8 @@ def _record_download(
         model_id=model.id,
         version_id=version.id,
         details=details,
-        request_info=request_info(),
         now=current_registry().now(),
     )
-    db.commit()
 
 
 def _send_blob(file: File, byte_range: tuple[int, int] | None, headers: dict[str, str]) -> Response:
@@ -310,8 +304,8 @@ def whoami() -> Response:
             "accessToken": {
                 "displayName": principal.token.name,
                 "role": principal.token.scope,
-                "createdAt": _iso(principal.token.created_at),
-                "expiresAt": _iso(principal.token.expires_at),
+                "createdAt": iso(principal.token.created_at),
+                "expiresAt": iso(principal.token.expires_at),
             },
         }
     return jsonify(

@@ -14,6 +14,8 @@ from flask import Flask
 
 F = TypeVar("F", bound=Callable[..., Any])
 DOC_ATTR = "registry_openapi"
+# A body or answer not described further (yet): any JSON object.
+OBJECT: dict[str, Any] = {"type": "object"}
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -7,10 +7,13 @@ import json
 import sys
 
 import click
+from sqlalchemy import func, select
 
 from registry.audit.export import events_csv
 from registry.audit.queries import EventFilter, event_dict, list_events
 from registry.audit.services import verify_chain
+from registry.commands import open_registry
+from registry.models import AuditEvent
 
 
 @click.group()
@@ -21,10 +24,7 @@ def audit() -> None:
 @audit.command()
 def verify() -> None:
     """Walk the whole chain; exit 1 and name every edited, inserted or deleted event."""
-    from registry.app import build_registry
-    from registry.cli import load_settings
-
-    registry = build_registry(load_settings())
+    registry = open_registry()
     with registry.sessions() as db:
         problems = verify_chain(db)
         count = db.scalar(_count_query()) or 0
@@ -36,10 +36,6 @@ def verify() -> None:
 
 
 def _count_query():  # type: ignore[no-untyped-def]
-    from sqlalchemy import func, select
-
-    from registry.models import AuditEvent
-
     return select(func.count()).select_from(AuditEvent)
 
 
@@ -53,11 +49,8 @@ def export(
     fmt: str, action: str | None, actor: str | None, since: str | None, until: str | None
 ) -> None:
     """Write events to stdout in chain order."""
-    from registry.app import build_registry
-    from registry.cli import load_settings
-
     filters = EventFilter(actor=actor, action=action, since=_when(since), until=_when(until))
-    registry = build_registry(load_settings())
+    registry = open_registry()
     out = sys.stdout
     with registry.sessions() as db:
         after = 0

@@ -12,18 +12,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from registry.audit.events import session_request_info
 from registry.db import utcnow
 from registry.models import AuditEvent, AuditHead, User
 
 GENESIS = "0" * 64
-
-
-@dataclasses.dataclass(frozen=True)
-class RequestInfo:
-    """Where a request came from, for the audit trail."""
-
-    ip: str = ""
-    user_agent: str = ""
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -55,12 +48,13 @@ def record_event(
     model_id: int | None = None,
     version_id: int | None = None,
     details: dict[str, Any] | None = None,
-    request_info: RequestInfo | None = None,
     now: dt.datetime | None = None,
 ) -> AuditEvent:
-    """Append an event in the caller's transaction (committed with the change it records)."""
+    """Append an event in the caller's transaction (committed with the change it records).
+
+    Where the request came from is read from the session (``registry.unit_of_work``)."""
     head = _lock_head(db)
-    info = request_info or RequestInfo()
+    info = session_request_info(db)
     event = AuditEvent(
         seq=head.seq,
         created_at=(now or utcnow()).astimezone(dt.UTC),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.accounts.validation import MAX_ID, Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound
 from registry.models import CredentialApplication, User
 
@@ -23,7 +23,6 @@ def apply(
     fields: dict[str, Any],
     *,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> CredentialApplication:
     """Submit an application; one may be pending at a time."""
     problems = Problems()
@@ -62,10 +61,9 @@ def apply(
         actor=user,
         target=f"credential-application:{application.id}",
         details={"affiliation": values["affiliation"]},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return application
 
 
@@ -97,7 +95,6 @@ def decide(
     reason: str = "",
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> CredentialApplication:
     """Accept or reject a pending application, or revoke an accepted one."""
     problems = Problems()
@@ -123,8 +120,7 @@ def decide(
         actor=actor,
         target=f"user:{application.user.email}",
         details={"application_id": application.id, "reason": reason},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return application

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from registry.access.policy import DuaSpec
 from registry.accounts.validation import Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import Conflict
 from registry.models import DuaSignature, User
 
@@ -24,7 +24,6 @@ def sign(
     full_name: str,
     text_sha256: str | None = None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> tuple[DuaSignature, bool]:
     """Sign ``dua`` (idempotent); returns the signature and whether it is new."""
     problems = Problems()
@@ -55,10 +54,9 @@ def sign(
         actor=user,
         target=f"dua:{dua.id}",
         details={"full_name": name, "text_sha256": dua.sha256},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return signature, True
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from registry.access.policy import TrainingSpec
 from registry.accounts.validation import MAX_ID, Problems
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound, PayloadTooLarge
 from registry.models import Training, User
 from registry.storage import BlobStore
@@ -39,7 +39,6 @@ def submit(
     certificate: BinaryIO | None = None,
     filename: str = "",
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Training:
     """Record a certificate for review; a new one may replace an expired one at any time."""
     problems = Problems()
@@ -84,10 +83,9 @@ def submit(
         actor=user,
         target=f"training:{training.id}",
         details={"kind": kind, "completed_on": completed.isoformat() if completed else None},
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return training
 
 
@@ -131,7 +129,6 @@ def review(
     reason: str = "",
     actor: User,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Training:
     """Accept (``valid_until`` = completion date, or today, + the policy's validity) or reject."""
     problems = Problems()
@@ -173,8 +170,7 @@ def review(
             "valid_until": training.valid_until.isoformat() if training.valid_until else None,
             "reason": reason,
         },
-        request_info=request_info,
         now=now,
     )
-    db.commit()
+    db.flush()
     return training

@@ -6,12 +6,12 @@ import datetime as dt
 
 import click
 
-
-def _registry():  # type: ignore[no-untyped-def]
-    from registry.app import build_registry
-    from registry.cli import load_settings
-
-    return build_registry(load_settings())
+from registry.commands import open_registry
+from registry.errors import RegistryError
+from registry.publishing import signing
+from registry.publishing.fsck import check_store
+from registry.publishing.gc import collect_garbage
+from registry.unit_of_work import unit_of_work
 
 
 @click.group()
@@ -22,12 +22,9 @@ def keys() -> None:
 @keys.command("list")
 def list_keys() -> None:
     """Show every key: id, public key, created, retired."""
-    from registry.publishing import signing
-
-    registry = _registry()
-    with registry.sessions() as db:
+    registry = open_registry()
+    with unit_of_work(registry.sessions) as db:
         signing.load_signer(db, registry.settings, registry.now())
-        db.commit()
         for key in signing.list_keys(db):
             state = f"retired {key.retired_at:%Y-%m-%d}" if key.retired_at else "active"
             click.echo(f"{key.key_id}  {key.public_key}  {key.created_at:%Y-%m-%d}  {state}")
@@ -36,24 +33,18 @@ def list_keys() -> None:
 @keys.command()
 def rotate() -> None:
     """Retire the active key and generate a new one; old public keys stay listed."""
-    from registry.errors import RegistryError
-    from registry.publishing import signing
-
-    registry = _registry()
-    with registry.sessions() as db:
+    registry = open_registry()
+    with unit_of_work(registry.sessions) as db:
         try:
             key = signing.rotate(db, registry.settings, registry.now())
         except RegistryError as error:
             raise click.ClickException(error.message) from None
-        db.commit()
         click.echo(f"active signing key is now {key.key_id}")
 
 
 @keys.command()
 def generate() -> None:
     """Print a new base64 seed for REGISTRY_SIGNING_KEY (nothing is stored)."""
-    from registry.publishing import signing
-
     click.echo(signing.generate_seed())
 
 
@@ -62,11 +53,9 @@ def generate() -> None:
 @click.option("--grace-hours", type=int, default=None, help="Default: REGISTRY_GC_GRACE_HOURS")
 def gc(dry_run: bool, grace_hours: int | None) -> None:
     """Expire abandoned upload sessions and delete blobs nothing refers to."""
-    from registry.publishing.gc import collect_garbage
-
-    registry = _registry()
+    registry = open_registry()
     hours = registry.settings.gc_grace_hours if grace_hours is None else grace_hours
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         report = collect_garbage(
             db, registry.blobs, now=registry.now(), grace=dt.timedelta(hours=hours), dry_run=dry_run
         )
@@ -81,10 +70,8 @@ def gc(dry_run: bool, grace_hours: int | None) -> None:
 @click.command()
 def fsck() -> None:
     """Re-hash every blob; exit 1 if any is corrupt or a referenced one is missing."""
-    from registry.publishing.fsck import check_store
-
-    registry = _registry()
-    with registry.sessions() as db:
+    registry = open_registry()
+    with unit_of_work(registry.sessions) as db:
         report = check_store(db, registry.blobs)
     for line in report.corrupt:
         click.echo(f"CORRUPT {line}", err=True)

@@ -9,8 +9,9 @@ from typing import BinaryIO
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
-from registry.errors import Conflict, RegistryError, ValidationFailed
+from registry.audit.services import record_event
+from registry.db import commit_early
+from registry.errors import Conflict, ValidationFailed
 from registry.models import File, UploadFile, UploadSession, User, Version
 from registry.publishing import institution_keys
 from registry.publishing.chunks import finalize_file, received
@@ -41,7 +42,7 @@ def preview_manifest(db: Session, upload: UploadSession, now: dt.datetime) -> by
     at = manifest_time(version.manifest) if version.manifest else now
     body = seal_manifest(version, list(files), at)
     version.manifest = body.decode("ascii")
-    db.commit()
+    db.flush()
     return body
 
 
@@ -57,7 +58,6 @@ def commit_session(
     publisher_key_id: str | None,
     actor: User | None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Version:
     """Turn a fully received session into an in-review or published version, or refuse."""
     require_open(upload, now)
@@ -66,14 +66,14 @@ def commit_session(
     rows = session_files(db, upload)
     for row in rows:
         finalize_file(db, blobs, row, now)
-    db.commit()
+    commit_early(db, "finalized files are kept even when validation refuses the version")
     _require_complete(db, blobs, rows)
     signed = publisher_signature is not None or publisher_key_id is not None
     if signed:
         _check_signature(db, upload, version, rows, publisher_signature, publisher_key_id)
     card, problems = validate_version(_entries(blobs, rows), max_file_size=max_file_size)
     if problems:
-        _refuse(db, blobs, upload, version, problems, actor=actor, now=now, info=request_info)
+        _refuse(db, blobs, upload, version, problems, actor=actor, now=now)
     card_text = _card_text(blobs, rows)
     try:
         serialize_writes(db)
@@ -103,23 +103,17 @@ def commit_session(
                 model_id=version.model_id,
                 version_id=version.id,
                 details={"tag": version.requested_tag, "files": len(rows)},
-                request_info=request_info,
                 now=now,
             )
         else:
-            publish_version(
-                db, version, actor=actor, now=now, signer=signer(), request_info=request_info
-            )
-        db.commit()
+            publish_version(db, version, actor=actor, now=now, signer=signer())
+        db.flush()
     except IntegrityError:
         db.rollback()
         raise Conflict(
             f"{version.model.repo_id}: another commit took tag {version.requested_tag!r} or "
             "this session first; reload the session to see its state."
         ) from None
-    except RegistryError:
-        db.rollback()
-        raise
     return version
 
 
@@ -127,8 +121,6 @@ def _require_complete(db: Session, blobs: BlobStore, rows: list[UploadFile]) -> 
     missing = [row for row in rows if row.complete and not blobs.exists(row.sha256)]
     for row in missing:  # collected meanwhile (e.g. by gc): the bytes must come again
         row.complete = False
-    if missing:
-        db.commit()
     incomplete = [row for row in rows if not row.complete]
     if incomplete:
         listed = ", ".join(row.path for row in incomplete[:10])
@@ -141,6 +133,7 @@ def _require_complete(db: Session, blobs: BlobStore, rows: list[UploadFile]) -> 
                     for row in incomplete
                 ]
             },
+            keep_changes=bool(missing),  # the files to send again stay marked
         )
 
 
@@ -185,7 +178,6 @@ def _refuse(
     *,
     actor: User | None,
     now: dt.datetime,
-    info: RequestInfo | None,
 ) -> None:
     """Close the session with the validation report; nothing of it becomes visible."""
     serialize_writes(db)
@@ -199,13 +191,12 @@ def _refuse(
             actor=actor,
             now=now,
             reason=f"validation failed with {len(problems)} problem(s)",
-            request_info=info,
         )
-        db.commit()
     shown = "; ".join(str(p) for p in problems[:10])
     more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
     raise ValidationFailed(
         f"The version was refused, nothing was published: {shown}{more}. Fix the files and "
         "upload them in a new session (files already received are not needed again).",
         details={"problems": [p.to_dict() for p in problems]},
+        keep_changes=True,  # the closed session and its report are the outcome
     )

@@ -14,6 +14,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.db import commit_early
 from registry.models import Blob, UploadFile, UploadSession
 from registry.publishing import ledger
 from registry.publishing.locks import serialize_writes
@@ -66,7 +67,7 @@ def expire_sessions(
                 reason="the upload session expired",
                 state="expired",
             )
-        db.commit()
+        commit_early(db, "gc: expired sessions are closed before their bytes are collected")
 
 
 def drop_staging(
@@ -134,4 +135,4 @@ def delete_blobs(
     if dry_run:
         db.rollback()
     else:
-        db.commit()
+        commit_early(db, "gc: end the write lock taken for deleting blobs")

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict, NotFound
 from registry.models import Institution, InstitutionKey, User
 from registry.publishing import signing
@@ -44,7 +44,6 @@ def register_key(
     *,
     actor: User | None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> InstitutionKey:
     """Register a base64 raw Ed25519 public key for the institution's publisher signatures."""
     try:
@@ -63,7 +62,6 @@ def register_key(
         "institution:key-register",
         actor=actor,
         target=f"{institution.slug}/{kid}",
-        request_info=request_info,
         now=now,
     )
     db.flush()
@@ -77,7 +75,6 @@ def revoke_key(
     *,
     actor: User | None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> InstitutionKey:
     """Stop accepting a key for new commits (signatures already made stay served)."""
     key = db.scalar(
@@ -94,7 +91,6 @@ def revoke_key(
             "institution:key-revoke",
             actor=actor,
             target=f"{institution.slug}/{kid}",
-            request_info=request_info,
             now=now,
         )
         db.flush()

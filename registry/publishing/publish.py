@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import Conflict
 from registry.models import Tag, User, Version
 from registry.publishing.locks import serialize_writes
@@ -41,7 +41,6 @@ def publish_version(
     actor: User | None,
     now: dt.datetime,
     signer: ManifestSigner,
-    request_info: RequestInfo | None = None,
 ) -> Version:
     """Seal, sign, tag and sequence the version; visible once the caller commits."""
     serialize_writes(db)
@@ -85,7 +84,6 @@ def publish_version(
             "key_id": signer.key_id,
             "publisher_key_id": version.publisher_key_id,
         },
-        request_info=request_info,
         now=now,
     )
     db.flush()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict, RevisionNotFound
 from registry.models import Model, User, Version
 from registry.publishing.publish import publish_version
@@ -51,12 +51,11 @@ def publish_reviewed(
     signer: Callable[[], ManifestSigner],
     actor: User | None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Version:
     """Publish an in-review version in one transaction."""
     _require_in_review(version, "publish")
     version.reviewed_by_id = actor.id if actor is not None else None
-    publish_version(db, version, actor=actor, now=now, signer=signer(), request_info=request_info)
+    publish_version(db, version, actor=actor, now=now, signer=signer())
     return version
 
 
@@ -67,7 +66,6 @@ def reject_version(
     *,
     actor: User | None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Version:
     """Refuse an in-review version; the publisher sees the reason."""
     _require_in_review(version, "reject")
@@ -84,7 +82,6 @@ def reject_version(
         model_id=version.model_id,
         version_id=version.id,
         details={"reason": version.reject_reason},
-        request_info=request_info,
         now=now,
     )
     db.flush()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import (
     BadRequest,
     Conflict,
@@ -162,7 +162,6 @@ def open_session(
     user: User,
     limits: Limits,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> UploadSession:
     """Create the draft version and its session; files already held are complete at once."""
     if model.id is not None:
@@ -240,7 +239,6 @@ def open_session(
         model_id=model.id,
         version_id=version.id,
         details={"files": len(declared), "bytes": sum(f.size for f in declared), "tag": req.tag},
-        request_info=request_info,
         now=now,
     )
     db.flush()
@@ -408,7 +406,6 @@ def abort_session(
     now: dt.datetime,
     reason: str = "aborted by the uploader",
     state: str = "aborted",
-    request_info: RequestInfo | None = None,
 ) -> None:
     """Close the session, mark its draft rejected and drop its staged bytes."""
     upload.state = state
@@ -427,7 +424,6 @@ def abort_session(
         model_id=upload.model_id,
         version_id=upload.version_id,
         details={"reason": reason},
-        request_info=request_info,
         now=now,
     )
     db.flush()

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.config import ConfigError, Settings
 from registry.errors import Conflict
 from registry.models import SigningKey, User
@@ -86,9 +86,7 @@ def generate_seed() -> str:
     )
 
 
-def load_signer(
-    db: Session, settings: Settings, now: dt.datetime, *, request_info: RequestInfo | None = None
-) -> ManifestSigner:
+def load_signer(db: Session, settings: Settings, now: dt.datetime) -> ManifestSigner:
     """The active key; created (configured or generated) in the caller's transaction if none."""
     configured = _configured_key(settings)
     wanted = key_id(public_raw(configured)) if configured is not None else None
@@ -97,7 +95,7 @@ def load_signer(
         serialize_writes(db)
         row = _active(db)  # another process may have won while this one waited
         if row is None or (wanted is not None and row.key_id != wanted):
-            row = _install(db, settings, configured, now, request_info=request_info)
+            row = _install(db, settings, configured, now)
     if configured is not None:
         return ManifestSigner(row.key_id, configured)
     return ManifestSigner(row.key_id, _decrypt(settings, row))
@@ -109,7 +107,6 @@ def rotate(
     now: dt.datetime,
     *,
     actor: User | None = None,
-    request_info: RequestInfo | None = None,
 ) -> SigningKey:
     """Retire the active key and generate a new one (old public keys stay listed)."""
     if settings.signing_key:
@@ -118,7 +115,7 @@ def rotate(
             "(registry-server keys generate) and restart; the old key stays listed as retired."
         )
     serialize_writes(db)
-    return _install(db, settings, None, now, actor=actor, request_info=request_info)
+    return _install(db, settings, None, now, actor=actor)
 
 
 def list_keys(db: Session) -> list[SigningKey]:
@@ -142,7 +139,6 @@ def _install(
     now: dt.datetime,
     *,
     actor: User | None = None,
-    request_info: RequestInfo | None = None,
 ) -> SigningKey:
     """Retire every active key and make ``configured`` (or a new key) the active one."""
     for old in db.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
@@ -162,7 +158,6 @@ def _install(
         actor=actor,
         target=kid,
         details={"source": "configured" if configured is not None else "generated"},
-        request_info=request_info,
         now=now,
     )
     db.flush()

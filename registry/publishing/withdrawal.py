@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from registry.audit.services import RequestInfo, record_event
+from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict
 from registry.models import User, Version
 
@@ -18,7 +18,6 @@ def withdraw_version(
     *,
     actor: User | None,
     now: dt.datetime,
-    request_info: RequestInfo | None = None,
 ) -> Version:
     """Mark the version withdrawn (its files stay stored but are never served again)."""
     if not reason.strip():
@@ -39,7 +38,6 @@ def withdraw_version(
         model_id=version.model_id,
         version_id=version.id,
         details={"reason": version.withdrawn_reason, "commit": version.commit},
-        request_info=request_info,
         now=now,
     )
     db.flush()

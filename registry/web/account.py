@@ -8,12 +8,11 @@ from werkzeug.wrappers import Response
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import services as accounts
 from registry.accounts import sessions, tokens
-from registry.api.requests import request_info
-from registry.app import current_registry
+from registry.context import current_registry
 from registry.errors import NotFound, RegistryError
 from registry.models import ApiToken
 from registry.ratelimit import rate_limited
-from registry.web import bp
+from registry.web.blueprint import bp
 from registry.web.credentials import credential_summary
 from registry.web.forms import checked, form_errors, form_values, safe_next, text_field
 
@@ -33,7 +32,6 @@ def login() -> Page:
             text_field("email", 320),
             text_field("password", 1024),
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         values = form_values("email")
@@ -59,7 +57,6 @@ def register() -> Page:
             display_name=text_field("display_name", 200),
             accept_terms=checked("accept_terms"),
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         values = form_values("email", "display_name")
@@ -81,7 +78,7 @@ def logout() -> Response:
     user = current_principal().user
     if user is not None:
         # Ends this session everywhere: a copied cookie stops working too.
-        accounts.end_sessions(g.db, user, now=current_registry().now(), request_info=request_info())
+        accounts.end_sessions(g.db, user, now=current_registry().now())
     sessions.logout_session()
     flash("You are logged out.", "info")
     return redirect(url_for("web.home"))
@@ -114,7 +111,6 @@ def password() -> Page:
             current_password=text_field("current_password", 1024),
             new_password=text_field("new_password", 1024),
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         errors = form_errors(error)
@@ -134,7 +130,7 @@ def password() -> Page:
 def terms() -> Page:
     user = current_principal().user
     if request.method == "POST":
-        accounts.accept_terms(g.db, user, now=current_registry().now(), request_info=request_info())
+        accounts.accept_terms(g.db, user, now=current_registry().now())
         flash("Thank you: you accepted the terms of use.", "success")
         return redirect(safe_next(request.form.get("next"), url_for("web.profile")))
     return render_template("account/terms.html", user=user, next_url=request.args.get("next", ""))
@@ -162,7 +158,6 @@ def create_token() -> Page:
             default_days=registry.settings.token_default_days,
             max_days=registry.settings.token_max_days,
             now=registry.now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         values = form_values("name", "scope", "expires_in_days")
@@ -183,7 +178,6 @@ def revoke_token(token_id: int) -> Response:
         token,
         actor=current_principal().user,
         now=current_registry().now(),
-        request_info=request_info(),
     )
     flash(f"Token {token.prefix}… ({token.name}) is revoked and stops working now.", "success")
     return redirect(url_for("web.tokens_page"))

@@ -10,15 +10,14 @@ from flask import Response, flash, g, redirect, render_template, request, url_fo
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services as access_requests
-from registry.api.requests import request_info
-from registry.app import current_registry
 from registry.audit.queries import downloaders
+from registry.context import current_registry
 from registry.credentials import applications, trainings
 from registry.errors import Forbidden, NotFound, RegistryError
 from registry.models import Version
 from registry.publishing import review, signing, withdrawal
 from registry.repos import services as repos
-from registry.web import bp
+from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.forms import text_field
 from registry.web.permissions import can
@@ -107,7 +106,6 @@ def decide_credential(application_id: int) -> Response:
             reason=text_field("reason", 2000),
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_credentials")
@@ -143,7 +141,6 @@ def review_training(training_id: int) -> Response:
             reason=text_field("reason", 2000),
             actor=current_principal().user,
             now=registry.now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_trainings")
@@ -189,7 +186,6 @@ def decide_request(request_id: int) -> Response:
             expires_at=text_field("expires_at", 40) or None,
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_requests")
@@ -212,7 +208,6 @@ def revoke_request(request_id: int) -> Response:
             reason=text_field("reason", 2000),
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_requests", status="accepted")
@@ -263,19 +258,14 @@ def publish_version(version_id: int) -> Response:
     registry = current_registry()
     version = _version(version_id)
     authorize(version)
-    info = request_info()
     try:
         review.publish_reviewed(
             g.db,
             version,
-            signer=lambda: signing.load_signer(
-                g.db, registry.settings, registry.now(), request_info=info
-            ),
+            signer=lambda: signing.load_signer(g.db, registry.settings, registry.now()),
             actor=current_principal().user,
             now=registry.now(),
-            request_info=info,
         )
-        g.db.commit()
     except RegistryError as error:
         g.db.rollback()
         return _failed(error, "web.admin_review", version_id=version_id)
@@ -301,9 +291,7 @@ def reject_version(version_id: int) -> Response:
             text_field("reason", 2000),
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
-        g.db.commit()
     except RegistryError as error:
         g.db.rollback()
         return _failed(error, "web.admin_review", version_id=version_id)
@@ -341,9 +329,7 @@ def withdraw_version(version_id: int) -> Response:
             text_field("reason", 2000),
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
-        g.db.commit()
     except RegistryError as error:
         g.db.rollback()
         return _failed(error, "web.withdraw_page", version_id=version_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Response, send_from_directory
 
 from registry.access.seam import requires
-from registry.web import bp
+from registry.web.blueprint import bp
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

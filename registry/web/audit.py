@@ -13,8 +13,8 @@ from registry.audit.queries import EventFilter, list_events
 from registry.audit.services import verify_chain
 from registry.models import Version
 from registry.repos import services as repos
-from registry.web import bp
 from registry.web.admin import admin_tabs
+from registry.web.blueprint import bp
 
 PAGE_SIZE = 50
 FILTERS = ("actor", "model", "version", "action", "since", "until")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import g, render_template, request
 
 from registry.access.seam import authorize, requires
-from registry.app import current_registry
+from registry.context import current_registry
 from registry.models import Version
 from registry.repos import services as repos
-from registry.web import bp
+from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.catalog import BrowseFilters, as_names, browse, named_models
 from registry.web.permissions import can, decision

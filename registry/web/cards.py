@@ -13,7 +13,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from registry.publishing.model_card import split_front_matter
+from registry.publishing.model_card import REQUIRED_CARD_FIELDS, split_front_matter
 
 ALLOWED_TAGS = frozenset(
     {
@@ -58,8 +58,6 @@ def render_card(card_text: str) -> Markup:
 
 def front_matter_rows(card_data: dict[str, Any] | None) -> list[tuple[str, Any]]:
     """Front-matter fields in a stable order: required fields first, as the form asks them."""
-    from registry.publishing.model_card import REQUIRED_CARD_FIELDS
-
     data = card_data or {}
     first = [(k, data[k]) for k in REQUIRED_CARD_FIELDS if k in data]
     rest = [(k, v) for k, v in sorted(data.items()) if k not in REQUIRED_CARD_FIELDS]

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.models import Model, Version
@@ -102,8 +103,6 @@ def browse(
 
 def institution_models(db: Session, institution_id: int) -> list[Model]:
     """An institution's models (any state), newest first, for its publishers' pages."""
-    from sqlalchemy import select
-
     return list(
         db.scalars(
             select(Model).where(Model.institution_id == institution_id).order_by(Model.id.desc())

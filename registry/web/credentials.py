@@ -8,12 +8,11 @@ import datetime as dt
 from flask import Response, flash, g, redirect, render_template, request, url_for
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.api.requests import request_info
-from registry.app import current_registry
+from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
 from registry.errors import NotFound, RegistryError
 from registry.models import CredentialApplication, DuaSignature, Training, User
-from registry.web import bp
+from registry.web.blueprint import bp
 from registry.web.cards import render_card
 from registry.web.forms import FormErrors, checked, form_errors, form_values, text_field
 
@@ -92,7 +91,6 @@ def apply_credentials() -> Page:
             current_principal().user,
             fields,
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         page = _render_application(errors=form_errors(error), values=fields)
@@ -138,7 +136,6 @@ def submit_training() -> Page:
             certificate=upload.stream if has_file else None,
             filename=upload.filename if has_file else "",
             now=registry.now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         values = form_values("kind", "completed_on", "verification_url")
@@ -203,7 +200,6 @@ def sign_dua(dua_id: str) -> Page:
             full_name=text_field("full_name", 200),
             text_sha256=text_field("text_sha256", 64) or None,
             now=registry.now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         values = form_values("full_name")

@@ -6,12 +6,11 @@ from flask import Response, g, render_template, request
 
 from registry.access.seam import current_principal, requires
 from registry.accounts import institutions
-from registry.api.requests import request_info
-from registry.app import current_registry
+from registry.context import current_registry
 from registry.errors import RegistryError
 from registry.models.accounts import ROLES
-from registry.web import bp
 from registry.web.admin import _done, _failed, admin_tabs
+from registry.web.blueprint import bp
 from registry.web.forms import checked, text_field
 
 
@@ -45,7 +44,6 @@ def set_membership(user_id: int) -> Response:
                     user,
                     actor=current_principal().user,
                     now=registry.now(),
-                    request_info=request_info(),
                 )
             return _done(f"{user.email} belongs to no institution now.", "web.admin_users")
         institution = institutions.get_institution(g.db, slug)
@@ -56,7 +54,6 @@ def set_membership(user_id: int) -> Response:
             role=text_field("role", 32),
             actor=current_principal().user,
             now=registry.now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_users")
@@ -76,7 +73,6 @@ def set_user_flags(user_id: int) -> Response:
             is_active=checked("is_active"),
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_users")
@@ -105,7 +101,6 @@ def create_institution() -> Response:
             name=text_field("name", 200),
             actor=current_principal().user,
             now=current_registry().now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _failed(error, "web.admin_institutions")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import g
 
 from registry.access.decision import Decision
-from registry.app import current_registry
+from registry.context import current_registry
 
 
 def decision(action: str, resource: Any = None) -> Decision:

@@ -8,12 +8,11 @@ from flask import Response, flash, g, redirect, render_template, request, url_fo
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services as access_requests
-from registry.api.requests import request_info
-from registry.app import current_registry
+from registry.context import current_registry
 from registry.errors import RegistryError
 from registry.models import Model
 from registry.repos import services as repos
-from registry.web import bp
+from registry.web.blueprint import bp
 from registry.web.forms import FormErrors, form_errors
 
 Page = str | Response | tuple[str, int]
@@ -36,7 +35,6 @@ def request_access(namespace: str, name: str) -> Page:
             registry.policy.tier(model.tier),
             answers,
             now=registry.now(),
-            request_info=request_info(),
         )
     except RegistryError as error:
         return _render_form(model, values=answers, errors=form_errors(error)), error.status

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, g, url_for
 
+from registry.context import current_registry
 from registry.web.permissions import can, safe_fix_url
 
 UNITS = ("B", "KB", "MB", "GB", "TB")
@@ -69,8 +70,6 @@ def asset(filename: str) -> str:
 
 
 def policy_duas() -> list[Any]:
-    from registry.app import current_registry
-
     return current_registry().policy.duas()
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from flask import Response, abort, g, jsonify, render_template, request, url_for
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.app import current_registry
+from registry.context import current_registry
 from registry.errors import NotFound
 from registry.models import Version
 from registry.publishing.model_card import REQUIRED_CARD_FIELDS, parse_card
 from registry.repos import services as repos
-from registry.web import bp
+from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.catalog import institution_models
 

@@ -11,6 +11,7 @@ import time
 
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
 from tests.client.conftest import BIG_FILE
 from tests.fixtures.repos import publish_folder
 
@@ -20,7 +21,7 @@ MIB = 1024 * 1024
 def _download_ranges(registry, path: str) -> list[list[int] | None]:
     from registry.models import AuditEvent
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         events = db.scalars(
             select(AuditEvent).where(AuditEvent.tag == "version:download").order_by(AuditEvent.seq)
         ).all()

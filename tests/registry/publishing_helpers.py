@@ -12,6 +12,8 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -66,7 +68,7 @@ def make_token(registry, user_id: int, scope: str = "write") -> str:
     from registry.accounts.tokens import create_token
     from registry.models import User
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         user = db.get(User, user_id)
         _, plaintext = create_token(
             db,

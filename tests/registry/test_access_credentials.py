@@ -9,6 +9,8 @@ import io
 
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
+
 APPLICATION = {
     "full_name": "Ada Lovelace",
     "affiliation": "Analytical Engine Hospital",
@@ -24,7 +26,7 @@ DUA = "physionet-credentialed-1.5.0"
 def _tags(registry) -> list[str]:
     from registry.models import AuditEvent
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         return list(db.scalars(select(AuditEvent.tag).order_by(AuditEvent.seq)))
 
 
@@ -210,7 +212,7 @@ def test_dua_signature_records_name_time_and_text_hash(api, people, registry, ga
 
     from registry.models import AuditEvent
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         event = db.scalar(select(AuditEvent).where(AuditEvent.tag == "dua:sign"))
     assert event.details == {"full_name": "Ada Lovelace", "text_sha256": dua["sha256"]}
     assert event.actor == "ada@example.org"

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from registry.access.decision import ANONYMOUS, Principal
+from registry.unit_of_work import unit_of_work
 from tests.fixtures.repos import publish_folder
 
 FILE = "model_index.json"
@@ -108,7 +109,7 @@ def test_grant_end_denies_the_next_download(api, people, registry, cr_model):
 
 
 def _decide(registry, principal, action, resource):
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         return registry.policy.decide(principal, action, resource, db=db, now=registry.now())
 
 
@@ -125,7 +126,7 @@ def test_pending_rejected_and_revoked_evidence_is_explained(people, registry, ga
 
     uid = people.user("res@example.org", dua="physionet-credentialed-1.5.0")
     now = registry.now()
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         db.add(
             CredentialApplication(
                 user_id=uid,
@@ -161,7 +162,7 @@ def test_rules_that_do_not_depend_on_tiers(people, registry, gated_model):
     publisher = people.user("pub@example.org", institution="demo", role="publisher")
     outsider = people.user("out@example.org", institution="elsewhere", role="institution-admin")
     admin = people.user("root@example.org", admin=True)
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         model = db.scalar(select(Model).where(Model.name == "gated"))
         draft = Version(model_id=model.id, state="draft")
         db.add(draft)

@@ -12,6 +12,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import GatedRepoError
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
 from tests.fixtures.repos import publish_folder
 
 FIELDS = [
@@ -29,7 +30,7 @@ def cr_model(registry, tiny_model_dir):
     from registry.models import Model
 
     published = publish_folder(registry, "demo/cr", tiny_model_dir, tier="contributor-review")
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         model = db.scalar(select(Model).where(Model.name == "cr"))
         model.access_fields = FIELDS
         db.commit()
@@ -133,7 +134,7 @@ def test_request_review_reapply_accept_until_and_revoke(api, cast, registry, cr_
 
     from registry.models import AuditEvent
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         tags = list(
             db.scalars(
                 select(AuditEvent.tag)
@@ -187,7 +188,7 @@ def test_revocation_through_one_server_is_seen_by_another(
     res = cast["researcher"]
     from registry.models import User
 
-    with people.registry.sessions() as db:
+    with unit_of_work(people.registry.sessions) as db:
         res_id = db.scalar(select(User.id).where(User.email == "res@example.org"))
     grant = people.grant(res_id, cr_model.repo_id)
 

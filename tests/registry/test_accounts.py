@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
 from tests.fixtures.principals import PASSWORD
 
 NEW_PASSWORD = "another-long-password-42"
@@ -27,7 +28,7 @@ def _register(api, email: str = "ada@example.org", **extra):
 def _events(registry, tag: str):
     from registry.models import AuditEvent
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         return db.scalars(select(AuditEvent).where(AuditEvent.tag == tag)).all()
 
 
@@ -38,7 +39,7 @@ def test_register_login_me_logout(api, client, registry) -> None:
     assert "password" not in created.json and "password_hash" not in created.json
     from registry.models import User
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         stored = db.scalar(select(User.password_hash).where(User.email == "ada@example.org"))
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
 
@@ -291,7 +292,7 @@ def test_token_expiry_limits_and_last_use(api, people, registry, app) -> None:
     from registry.models import ApiToken
 
     api("GET", "/api/v1/me", token=token)
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         used = db.scalar(select(ApiToken).where(ApiToken.user_id == uid))
         assert used.last_used_at is not None
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
 from registry.models import AuditEvent
+from registry.unit_of_work import unit_of_work
 
 FILE = "model_index.json"
 
@@ -47,7 +48,7 @@ def history(api, people, open_model, gated_model):
 
 
 def _events(registry) -> list[AuditEvent]:
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         return list(db.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
 
 
@@ -91,7 +92,7 @@ def test_a_rehashed_edit_still_breaks_the_next_link(cli, registry, history) -> N
 
     events = _events(registry)
     victim, following = events[2], events[3]
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         row = db.get(AuditEvent, victim.id)
         row.target = "forged"
         row.hash = event_hash(row)
@@ -165,7 +166,7 @@ def test_publishers_list_the_downloaders_of_a_version(
     assert api("GET", url, token=history["res"]).status_code == 403
 
     # A withdrawn version's downloaders stay listable, so they can be notified.
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         db.execute(
             update(Version).where(Version.commit == gated_model.commit).values(state="withdrawn")
         )

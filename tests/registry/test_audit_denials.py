@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
+
 
 def test_denied_download_is_recorded_with_what_was_missing(client, registry, gated_model, people):
     from registry.models import AuditEvent
@@ -16,7 +18,7 @@ def test_denied_download_is_recorded_with_what_was_missing(client, registry, gat
     refused = client.get(url, headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         events = db.scalars(
             select(AuditEvent)
             .where(AuditEvent.tag == "version:download-denied")
@@ -25,5 +27,5 @@ def test_denied_download_is_recorded_with_what_was_missing(client, registry, gat
     assert [e.actor for e in events] == ["anonymous", "curious@example.org"]
     assert all(e.target == f"{gated_model.repo_id}@{gated_model.commit}" for e in events)
     assert "credentialed" in events[1].details["missing"]
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         assert not db.scalars(select(AuditEvent).where(AuditEvent.tag == "version:download")).all()

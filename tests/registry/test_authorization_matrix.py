@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
 from tests.conftest import DATABASES
 from tests.fixtures.principals import DUA, People
 from tests.fixtures.repos import publish_folder
@@ -248,7 +249,7 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
     tokens[READ_TOKEN] = people.token(uid[REGISTRY_ADMIN], "read")
     spare = people.token(uid[REGISTERED], "write")
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         revoked = db.scalar(select(ApiToken).where(ApiToken.user_id == uid[REVOKED_TOKEN]))
         revoked.revoked_at = now
         spare_id = db.scalar(select(ApiToken.id).where(ApiToken.prefix == spare[:12]))

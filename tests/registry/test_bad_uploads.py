@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.unit_of_work import unit_of_work
 from tests.registry.publishing_helpers import (
     UploadApi,
     declare,
@@ -206,7 +207,7 @@ def test_bad_uploads_are_refused_and_leave_nothing_behind(
 
     # Sessions left open (the incomplete one) expire; gc then takes every byte.
     registry.clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         collect_garbage(db, registry.blobs, now=registry.now(), grace=dt.timedelta(hours=1))
     assert list(registry.blobs.iter_blobs()) == []
     assert list(registry.blobs.iter_staging()) == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from registry.unit_of_work import unit_of_work
 from tests.registry.publishing_helpers import (
     UploadApi,
     folder_files,
@@ -62,7 +63,7 @@ def test_gc_removes_only_unreferenced_blobs_past_the_grace(api, registry, client
 
     def gc(hours_later: float, dry_run: bool = False):
         now = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours_later)
-        with registry.sessions() as db:
+        with unit_of_work(registry.sessions) as db:
             return collect_garbage(
                 db, registry.blobs, now=now, grace=dt.timedelta(hours=1), dry_run=dry_run
             )
@@ -117,7 +118,7 @@ def test_gc_keeps_training_certificates(registry, people):
 
     user = people.user("trainee@example.org")
     info = registry.blobs.put_stream(io.BytesIO(b"%PDF-1.4 certificate"))
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         db.add(
             Training(
                 user_id=user,
@@ -129,7 +130,7 @@ def test_gc_keeps_training_certificates(registry, people):
             )
         )
         db.commit()
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         collect_garbage(
             db, registry.blobs, now=registry.now() + dt.timedelta(days=365), grace=dt.timedelta(0)
         )

@@ -15,6 +15,7 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from registry.unit_of_work import unit_of_work
 from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
 WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
@@ -42,7 +43,7 @@ def _fsck(settings) -> str:
 def _published_once(registry, repo: str) -> None:
     from registry.models import AuditEvent, Model, Version
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         model = db.scalar(select(Model).where(Model.name == repo.split("/")[1]))
         states = db.scalars(select(Version.state).where(Version.model_id == model.id)).all()
         assert states == ["published"]

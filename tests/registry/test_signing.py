@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.unit_of_work import unit_of_work
 from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
 
@@ -204,7 +205,7 @@ def test_concurrent_first_starts_create_one_key(registry):
 
     def start() -> None:
         try:
-            with registry.sessions() as db:
+            with unit_of_work(registry.sessions) as db:
                 barrier.wait(timeout=30)
                 signer = load_signer(db, registry.settings, registry.now())
                 db.commit()
@@ -219,7 +220,7 @@ def test_concurrent_first_starts_create_one_key(registry):
         thread.join(timeout=60)
     assert not errors, errors
     assert len(set(ids)) == 1
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         rows = db.query(SigningKey).all()
         assert len(rows) == 1 and rows[0].retired_at is None
 
@@ -229,7 +230,7 @@ def test_private_key_is_encrypted_with_the_secret_key(registry):
     from registry.models import SigningKey
     from registry.publishing.signing import load_signer
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         signer = load_signer(db, registry.settings, registry.now())
         db.commit()
         seed = signer.private_key.private_bytes(

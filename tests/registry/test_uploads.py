@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.unit_of_work import unit_of_work
 from tests.registry.publishing_helpers import (
     UploadApi,
     folder_files,
@@ -228,7 +229,7 @@ def test_abandoned_sessions_expire_and_gc_collects_them(api, registry, files):
     registry.clock = lambda: later
     expired = api.put(session, WEIGHTS, files[WEIGHTS][1000:2000], 1000, len(files[WEIGHTS]))
     assert expired.status == 410 and "expired" in expired.body["error"]
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         report = collect_garbage(db, registry.blobs, now=later, grace=dt.timedelta(hours=1))
     assert report.expired_sessions == [session["id"]]
     assert list(registry.blobs.iter_staging()) == []

@@ -9,6 +9,7 @@ import requests
 from huggingface_hub import hf_hub_download, snapshot_download
 from sqlalchemy import select
 
+from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
@@ -63,7 +64,7 @@ def test_withdrawn_version_is_refused_everywhere(registry, live_server, files, t
 
     from registry.models import AuditEvent
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         event = db.scalar(select(AuditEvent).where(AuditEvent.tag == "version:withdraw"))
         assert event is not None and event.details["reason"] == REASON
         assert event.actor == "p@mgh.org"

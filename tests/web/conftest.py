@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from registry.unit_of_work import unit_of_work
+
 CHROMIUM = os.environ.get("REGISTRY_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -130,7 +132,7 @@ def make_account(registry):  # type: ignore[no-untyped-def]
         institution: str | None = None,
         role: str = "publisher",
     ) -> Account:
-        with registry.sessions() as db:
+        with unit_of_work(registry.sessions) as db:
             user = services.register_user(
                 db,
                 email=email,

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from registry.unit_of_work import unit_of_work
+
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 1280, 860
 
@@ -137,7 +139,7 @@ def build_registry(workdir: Path):  # type: ignore[no-untyped-def]
         conn.execute(AuditHead.__table__.insert().values(id=1, seq=0, hash="0" * 64))
     tiny = build_demo_folder(workdir / "tiny-phantom")
     now = registry.now()
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         admin = services.register_user(
             db, email="admin@registry.example", password="screenshots-admin", display_name=
             "Registry Admin", accept_terms=True, now=now, is_registry_admin=True,

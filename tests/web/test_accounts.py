@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from registry.unit_of_work import unit_of_work
 from tests.web.test_security import csrf_token, log_in
 
 
@@ -150,7 +151,7 @@ def test_another_users_token_cannot_be_revoked(app, client, make_account, regist
     from registry.accounts import services, tokens
 
     make_account("owner@example.org")
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         owner = services.find_user_by_email(db, "owner@example.org")
         row, _secret = tokens.create_token(
             db, owner, name="x", scope="read", expires_in_days=1, default_days=30,

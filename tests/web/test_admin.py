@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from registry.unit_of_work import unit_of_work
 from tests.fixtures.repos import publish_folder
 from tests.web.test_security import log_in
 
@@ -203,7 +204,7 @@ def _submit_through_the_api(app, registry, email: str, folder, repo: str) -> int
 
     from registry.accounts import services, tokens
 
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         user = services.find_user_by_email(db, email)
         _row, secret = tokens.create_token(
             db, user, name="cli", scope="write", expires_in_days=1, default_days=30,

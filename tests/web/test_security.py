@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from registry.unit_of_work import unit_of_work
 from registry.web.security import CONTENT_SECURITY_POLICY
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "registry" / "web" / "templates"
@@ -74,7 +75,7 @@ def test_bearer_token_requests_need_no_csrf_token(app, make_account, registry):
     from registry.accounts import services, tokens
 
     make_account("t@example.org")
-    with registry.sessions() as db:
+    with unit_of_work(registry.sessions) as db:
         user = services.find_user_by_email(db, "t@example.org")
         _row, secret = tokens.create_token(
             db, user, name="ci", scope="write", expires_in_days=1, default_days=30,

@@ -8,11 +8,13 @@ from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services
-from registry.api.openapi import document
-from registry.api.requests import int_arg, request_info
-from registry.api.v1 import bp
-from registry.api.v1.accounts import OBJECT, iso, json_object
-from registry.app import current_registry
+from registry.accounts.institutions import get_user
+from registry.api.bodies import json_object
+from registry.api.openapi import OBJECT, document
+from registry.api.params import int_arg
+from registry.api.v1.blueprint import bp
+from registry.api.v1.serializers import iso
+from registry.context import current_registry
 from registry.errors import BadRequest, Unauthorized
 from registry.models import AccessRequest, User
 from registry.repos import services as repos
@@ -83,7 +85,6 @@ def create_request(namespace: str, name: str) -> tuple[Response, int]:
         registry.policy.tier(model.tier),
         body.get("fields", {}),
         now=registry.now(),
-        request_info=request_info(),
     )
     data = request_dict(req)
     missing = registry.policy.unmet(current_principal(), model, db=g.db, now=registry.now())
@@ -104,8 +105,6 @@ def model_requests(namespace: str, name: str) -> Response:
 
 
 def _filters(*, with_model: bool) -> dict[str, Any]:
-    from registry.accounts.institutions import get_user
-
     filters: dict[str, Any] = {
         "status": request.args.get("status") or None,
         "limit": int_arg("limit", 100, minimum=1, maximum=1000),
@@ -176,7 +175,6 @@ def decide_request(request_id: int) -> Response:
         expires_at=body.get("expires_at"),
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
     )
     return jsonify(request_dict(req))
 
@@ -194,6 +192,5 @@ def revoke_request(request_id: int) -> Response:
         reason=body.get("reason", ""),
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
     )
     return jsonify(request_dict(req))

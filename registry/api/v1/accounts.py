@@ -2,86 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, g, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import institutions, services, sessions, tokens
 from registry.accounts.validation import MAX_ID
-from registry.api.openapi import document
-from registry.api.requests import int_arg, request_info
-from registry.api.v1 import bp
-from registry.app import current_registry
+from registry.api.bodies import json_object
+from registry.api.openapi import OBJECT, document
+from registry.api.params import int_arg
+from registry.api.v1.blueprint import bp
+from registry.api.v1.serializers import (
+    USER_SCHEMA,
+    application_dict,
+    iso,
+    membership_dict,
+    token_dict,
+    training_dict,
+    user_dict,
+)
+from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
 from registry.errors import BadRequest, NotFound, Unauthorized
-from registry.models import ApiToken, Membership, User
+from registry.models import ApiToken, User
 from registry.ratelimit import rate_limited
-
-OBJECT: dict[str, Any] = {"type": "object"}
-MAX_JSON_BYTES = 1024 * 1024
-USER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "email": {"type": "string"},
-        "display_name": {"type": "string"},
-        "is_registry_admin": {"type": "boolean"},
-        "institution": {"type": ["object", "null"]},
-    },
-}
-
-
-def json_object() -> dict[str, Any]:
-    """The request's JSON object body (400 with a clear message otherwise)."""
-    if not request.is_json:
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
-    request.max_content_length = MAX_JSON_BYTES  # larger bodies get 413 before being read
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return data
-
-
-def iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def user_dict(user: User) -> dict[str, Any]:
-    membership = user.membership
-    return {
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "is_registry_admin": user.is_registry_admin,
-        "is_active": user.is_active,
-        "created_at": iso(user.created_at),
-        "terms_accepted_at": iso(user.terms_accepted_at),
-        "institution": membership_dict(membership) if membership is not None else None,
-    }
-
-
-def membership_dict(membership: Membership) -> dict[str, Any]:
-    return {
-        "slug": membership.institution.slug,
-        "name": membership.institution.name,
-        "role": membership.role,
-        "user_id": membership.user_id,
-    }
-
-
-def token_dict(token: ApiToken) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "prefix": token.prefix,
-        "scope": token.scope,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-    }
 
 
 def _user() -> User:
@@ -105,7 +49,6 @@ def register() -> tuple[Response, int]:
         display_name=body.get("display_name", ""),
         accept_terms=body.get("accept_terms", False),
         now=registry.now(),
-        request_info=request_info(),
     )
     return jsonify(user_dict(user)), 201
 
@@ -119,9 +62,7 @@ def register() -> tuple[Response, int]:
 def login() -> Response:
     body = json_object()
     now = current_registry().now()
-    user = services.authenticate(
-        g.db, body.get("email", ""), body.get("password", ""), now=now, request_info=request_info()
-    )
+    user = services.authenticate(g.db, body.get("email", ""), body.get("password", ""), now=now)
     sessions.login_session(user, now=now)
     # Cookie-authenticated writes need this in an X-CSRFToken header (registry.web.security).
     return jsonify({**user_dict(user), "csrf_token": generate_csrf()})
@@ -131,7 +72,7 @@ def login() -> Response:
 @requires("account:write")
 @document("Log out: ends every web session of this account", response=OBJECT)
 def logout() -> Response:
-    services.end_sessions(g.db, _user(), now=current_registry().now(), request_info=request_info())
+    services.end_sessions(g.db, _user(), now=current_registry().now())
     sessions.logout_session()
     return jsonify({"logged_out": True, "note": "Every web session of this account ended."})
 
@@ -140,8 +81,6 @@ def logout() -> Response:
 @requires("account:read")
 @document("The current user, their credentials and what each tier still needs", response=OBJECT)
 def me() -> Response:
-    from registry.api.v1.credentials import application_dict, training_dict
-
     user = _user()
     registry = current_registry()
     status = registry.policy.tier_status(current_principal(), db=g.db, now=registry.now())
@@ -179,7 +118,6 @@ def change_password() -> Response:
         current_password=body.get("current_password", ""),
         new_password=body.get("new_password", ""),
         now=now,
-        request_info=request_info(),
     )
     if current_principal().token is None:
         sessions.login_session(user, now=now)  # keep this browser logged in
@@ -190,9 +128,7 @@ def change_password() -> Response:
 @requires("account:write")
 @document("Accept the registry's terms of use", response=USER_SCHEMA)
 def accept_terms() -> Response:
-    user = services.accept_terms(
-        g.db, _user(), now=current_registry().now(), request_info=request_info()
-    )
+    user = services.accept_terms(g.db, _user(), now=current_registry().now())
     return jsonify(user_dict(user))
 
 
@@ -232,7 +168,6 @@ def create_token() -> tuple[Response, int]:
         default_days=registry.settings.token_default_days,
         max_days=registry.settings.token_max_days,
         now=registry.now(),
-        request_info=request_info(),
     )
     data = token_dict(token)
     data["token"] = plaintext
@@ -248,9 +183,7 @@ def revoke_token(token_id: int) -> Response:
     if token is None:
         raise NotFound(f"No API token {token_id}.")
     authorize(token)
-    tokens.revoke_token(
-        g.db, token, actor=_user(), now=current_registry().now(), request_info=request_info()
-    )
+    tokens.revoke_token(g.db, token, actor=_user(), now=current_registry().now())
     return jsonify(token_dict(token))
 
 
@@ -277,7 +210,6 @@ def create_institution() -> tuple[Response, int]:
         name=body.get("name", ""),
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
     )
     return jsonify({"slug": institution.slug, "name": institution.name}), 201
 
@@ -311,7 +243,6 @@ def set_member(slug: str, user_ref: str) -> Response:
         role=body.get("role", ""),
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
     )
     return jsonify({**membership_dict(membership), "email": user.email})
 
@@ -329,7 +260,6 @@ def remove_member(slug: str, user_ref: str) -> Response:
         user,
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
     )
     return jsonify({"removed": user.email, "institution": institution.slug})
 
@@ -365,7 +295,6 @@ def update_user(user_id: int) -> Response:
         user,
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
         **flags,
     )
     return jsonify(user_dict(user))

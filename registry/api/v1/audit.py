@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from registry.access.seam import authorize, requires
 from registry.api.openapi import document
-from registry.api.requests import int_arg
-from registry.api.v1 import bp
+from registry.api.params import int_arg
+from registry.api.v1.blueprint import bp
 from registry.audit.export import downloaders_csv, events_csv
 from registry.audit.queries import EventFilter, downloaders, event_dict, list_events
 from registry.audit.services import verify_chain

@@ -7,14 +7,14 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.api.openapi import document
-from registry.api.requests import request_info
-from registry.api.v1 import bp
-from registry.api.v1.accounts import OBJECT, iso, json_object
-from registry.app import current_registry
+from registry.api.bodies import json_object
+from registry.api.openapi import OBJECT, document
+from registry.api.v1.blueprint import bp
+from registry.api.v1.serializers import application_dict, iso, training_dict
+from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
 from registry.errors import BadRequest, NotFound, Unauthorized
-from registry.models import CredentialApplication, Training, User
+from registry.models import User
 
 LIST: dict[str, Any] = {"type": "array"}
 STATUS_QUERY = {"status": {"type": "string"}}
@@ -27,55 +27,11 @@ def _user() -> User:
     return user
 
 
-def application_dict(application: CredentialApplication) -> dict[str, Any]:
-    return {
-        "id": application.id,
-        "user": application.user.email,
-        "full_name": application.full_name,
-        "affiliation": application.affiliation,
-        "job_title": application.job_title,
-        "reference_name": application.reference_name,
-        "reference_email": application.reference_email,
-        "research_summary": application.research_summary,
-        "status": application.status,
-        "reason": application.reason,
-        "created_at": iso(application.created_at),
-        "decided_at": iso(application.decided_at),
-    }
-
-
-def training_dict(training: Training) -> dict[str, Any]:
-    return {
-        "id": training.id,
-        "user": training.user.email,
-        "kind": training.kind,
-        "status": training.status,
-        "reason": training.reason,
-        "completed_on": training.completed_on.isoformat() if training.completed_on else None,
-        "verification_url": training.verification_url,
-        "certificate": (
-            {
-                "filename": training.certificate_filename,
-                "content_type": training.certificate_content_type,
-                "sha256": training.certificate_sha256,
-                "url": f"/api/v1/trainings/{training.id}/certificate",
-            }
-            if training.certificate_sha256
-            else None
-        ),
-        "valid_until": iso(training.valid_until),
-        "created_at": iso(training.created_at),
-        "reviewed_at": iso(training.reviewed_at),
-    }
-
-
 @bp.post("/credentials")
 @requires("credential:apply")
 @document("Apply to become a credentialed researcher", body=OBJECT, response=OBJECT, status=201)
 def apply_credential() -> tuple[Response, int]:
-    application = applications.apply(
-        g.db, _user(), json_object(), now=current_registry().now(), request_info=request_info()
-    )
+    application = applications.apply(g.db, _user(), json_object(), now=current_registry().now())
     return jsonify(application_dict(application)), 201
 
 
@@ -119,7 +75,6 @@ def decide_credential(application_id: int) -> Response:
         reason=body.get("reason", ""),
         actor=_user(),
         now=current_registry().now(),
-        request_info=request_info(),
     )
     return jsonify(application_dict(application))
 
@@ -157,7 +112,6 @@ def submit_training() -> tuple[Response, int]:
         certificate=stream,
         filename=filename,
         now=registry.now(),
-        request_info=request_info(),
     )
     return jsonify(training_dict(training)), 201
 
@@ -196,7 +150,6 @@ def review_training(training_id: int) -> Response:
         reason=body.get("reason", ""),
         actor=_user(),
         now=registry.now(),
-        request_info=request_info(),
     )
     return jsonify(training_dict(training))
 
@@ -272,7 +225,6 @@ def sign_dua(dua_id: str) -> tuple[Response, int]:
         full_name=body.get("full_name", ""),
         text_sha256=body.get("text_sha256"),
         now=registry.now(),
-        request_info=request_info(),
     )
     data = {
         "dua": signature.dua,

@@ -8,42 +8,14 @@ from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
-from registry.api.requests import request_info
-from registry.api.v1 import bp
-from registry.app import current_registry
+from registry.api.v1.blueprint import bp
+from registry.api.v1.serializers import VERSION_SCHEMA, iso, version_json
+from registry.context import current_registry
 from registry.errors import BadRequest, RepoNotFound
-from registry.models import Model, Version
+from registry.models import Model
 from registry.publishing import review, signing, withdrawal
 from registry.repos import services as repos
 
-FILE_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "path": {"type": "string"},
-        "size": {"type": "integer"},
-        "sha256": {"type": "string"},
-    },
-}
-VERSION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "repo": {"type": "string"},
-        "commit": {"type": ["string", "null"]},
-        "state": {"enum": ["draft", "in-review", "published", "rejected", "withdrawn"]},
-        "tag": {"type": ["string", "null"]},
-        "tags": {"type": "array", "items": {"type": "string"}},
-        "base_model": {"type": ["string", "null"]},
-        "tier": {"type": "string"},
-        "dua": {"type": ["string", "null"]},
-        "publisher": {"type": ["string", "null"]},
-        "files": {"type": "array", "items": FILE_SCHEMA},
-        "card_data": {"type": "object"},
-        "validation_report": {"type": "array", "items": {"type": "object"}},
-        "publisher_signed": {"type": "boolean"},
-        "manifest_url": {"type": ["string", "null"]},
-    },
-}
 MANIFEST_SCHEMA = {
     "type": "object",
     "properties": {
@@ -66,46 +38,6 @@ REASON_SCHEMA = {
 }
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def version_json(version: Version) -> dict[str, Any]:
-    """A version as the registry API shows it (unpublished versions have no commit)."""
-    db = g.db
-    model = version.model
-    base = version.base_version
-    visible = version.state in repos.VISIBLE_STATES
-    files = repos.version_files(db, version)
-    return {
-        "id": version.id,
-        "repo": model.repo_id,
-        "commit": version.commit if visible else None,
-        "state": version.state,
-        "tag": version.requested_tag,
-        "tags": repos.version_tags(db, version),
-        "base_model": f"{base.model.repo_id}@{base.commit}" if base is not None else None,
-        "tier": model.tier,
-        "dua": model.dua,
-        "publisher": version.created_by.email if version.created_by else None,
-        "created_at": _iso(version.created_at),
-        "submitted_at": _iso(version.submitted_at),
-        "published_at": _iso(version.published_at),
-        "reject_reason": version.reject_reason,
-        "withdrawn_at": _iso(version.withdrawn_at),
-        "withdrawn_reason": version.withdrawn_reason,
-        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files],
-        "card_data": version.card_data or {},
-        "validation_report": version.validation_report or [],
-        "publisher_signed": bool(version.publisher_signature),
-        "manifest_url": (
-            f"/api/v1/models/{model.repo_id}/versions/{version.commit}/manifest"
-            if visible
-            else None
-        ),
-    }
-
-
 def _model(namespace: str, name: str) -> Model:
     repos.check_repo_id(namespace, name)
     model = repos.find_model(g.db, namespace, name)
@@ -124,8 +56,7 @@ def _reason() -> str:
 
 def _signer() -> Any:
     registry = current_registry()
-    info = request_info()
-    return lambda: signing.load_signer(g.db, registry.settings, registry.now(), request_info=info)
+    return lambda: signing.load_signer(g.db, registry.settings, registry.now())
 
 
 @bp.get("/reviews")
@@ -195,10 +126,10 @@ def list_versions(namespace: str, name: str) -> Response:
                 "commit": version.commit if visible else None,
                 "state": version.state,
                 "tags": tags,
-                "created_at": _iso(version.created_at),
-                "submitted_at": _iso(version.submitted_at),
-                "published_at": _iso(version.published_at),
-                "withdrawn_at": _iso(version.withdrawn_at),
+                "created_at": iso(version.created_at),
+                "submitted_at": iso(version.submitted_at),
+                "published_at": iso(version.published_at),
+                "withdrawn_at": iso(version.withdrawn_at),
                 "withdrawn_reason": version.withdrawn_reason,
                 "reject_reason": version.reject_reason,
             }
@@ -236,9 +167,7 @@ def publish(namespace: str, name: str, ref: str) -> Response:
         signer=_signer(),
         actor=current_principal().user,
         now=registry.now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(version_json(version))
 
 
@@ -254,9 +183,7 @@ def reject(namespace: str, name: str, ref: str) -> Response:
         _reason(),
         actor=current_principal().user,
         now=current_registry().now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(version_json(version))
 
 
@@ -273,9 +200,7 @@ def withdraw(namespace: str, name: str, ref: str) -> Response:
         _reason(),
         actor=current_principal().user,
         now=current_registry().now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(version_json(version))
 
 
@@ -288,7 +213,7 @@ def manifest(namespace: str, name: str, rev: str) -> Response:
     authorize(model)
     version = repos.resolve_revision(g.db, model, rev)
     withdrawn = (
-        {"at": _iso(version.withdrawn_at), "reason": version.withdrawn_reason}
+        {"at": iso(version.withdrawn_at), "reason": version.withdrawn_reason}
         if version.state == "withdrawn"
         else None
     )

@@ -8,9 +8,9 @@ from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
-from registry.api.requests import request_info
-from registry.api.v1 import bp
-from registry.app import current_registry
+from registry.api.v1.blueprint import bp
+from registry.api.v1.serializers import iso
+from registry.context import current_registry
 from registry.errors import BadRequest
 from registry.models import InstitutionKey, SigningKey
 from registry.publishing import institution_keys, signing
@@ -37,16 +37,12 @@ INSTITUTION_KEY_SCHEMA = {
 }
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def _registry_key(key: SigningKey) -> dict[str, Any]:
     return {
         "key_id": key.key_id,
         "public_key": key.public_key,
-        "created_at": _iso(key.created_at),
-        "retired_at": _iso(key.retired_at),
+        "created_at": iso(key.created_at),
+        "retired_at": iso(key.retired_at),
         "active": key.retired_at is None,
     }
 
@@ -56,8 +52,8 @@ def _institution_key(key: InstitutionKey, slug: str) -> dict[str, Any]:
         "key_id": key.key_id,
         "public_key": key.public_key,
         "institution": slug,
-        "created_at": _iso(key.created_at),
-        "revoked_at": _iso(key.revoked_at),
+        "created_at": iso(key.created_at),
+        "revoked_at": iso(key.revoked_at),
     }
 
 
@@ -75,8 +71,7 @@ def registry_keys() -> Response:
     registry = current_registry()
     keys = signing.list_keys(g.db)
     if not any(key.retired_at is None for key in keys):
-        signing.load_signer(g.db, registry.settings, registry.now(), request_info=request_info())
-        g.db.commit()
+        signing.load_signer(g.db, registry.settings, registry.now())
         keys = signing.list_keys(g.db)
     return jsonify({"algorithm": signing.ALGORITHM, "keys": [_registry_key(k) for k in keys]})
 
@@ -116,9 +111,7 @@ def register_institution_key(slug: str) -> tuple[Response, int]:
         public_key,
         actor=current_principal().user,
         now=current_registry().now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(_institution_key(key, slug)), 201
 
 
@@ -134,7 +127,5 @@ def revoke_institution_key(slug: str, key_id: str) -> Response:
         key_id,
         actor=current_principal().user,
         now=current_registry().now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(_institution_key(key, slug))

@@ -7,8 +7,8 @@ from sqlalchemy import text
 
 from registry.access.seam import requires
 from registry.api.openapi import build_openapi, document
-from registry.api.v1 import bp
-from registry.app import current_registry
+from registry.api.v1.blueprint import bp
+from registry.context import current_registry
 
 
 @bp.get("/health")

@@ -9,10 +9,10 @@ from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
-from registry.api.requests import request_info
-from registry.api.v1 import bp
-from registry.api.v1.models import VERSION_SCHEMA, version_json
-from registry.app import current_registry
+from registry.api.v1.blueprint import bp
+from registry.api.v1.serializers import VERSION_SCHEMA, iso, version_json
+from registry.context import current_registry
+from registry.db import commit_early
 from registry.errors import BadRequest, Conflict, Unauthorized
 from registry.models import Model, UploadFile, UploadSession, Version
 from registry.publishing import chunks, commit, review, sessions, signing
@@ -125,8 +125,8 @@ def session_json(upload: UploadSession, model: Model) -> dict[str, Any]:
         "repo": model.repo_id,
         "tag": version.requested_tag if version else None,
         "state": "expired" if _expired(upload) else upload.state,
-        "created_at": _iso(upload.created_at),
-        "expires_at": _iso(upload.expires_at),
+        "created_at": iso(upload.created_at),
+        "expires_at": iso(upload.expires_at),
         "review_required": review.review_required(registry.policy, model.tier),
         "version": {
             "id": upload.version_id,
@@ -140,10 +140,6 @@ def session_json(upload: UploadSession, model: Model) -> dict[str, Any]:
 
 def _expired(upload: UploadSession) -> bool:
     return upload.state == "open" and upload.expires_at <= current_registry().now()
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 @bp.post("/uploads")
@@ -173,9 +169,7 @@ def open_upload() -> tuple[Response, int]:
         user=user,
         limits=limits,
         now=registry.now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(session_json(upload, model)), 201
 
 
@@ -219,10 +213,10 @@ def put_chunk(session_id: str, path: str) -> Response:
     sessions.touch(upload, registry.now(), registry.settings.upload_session_hours)
     if received.blob is not None:
         chunks.mark_complete(g.db, row, received.blob, registry.now())
-    g.db.commit()
+    # The bytes are in the store: their record must survive a finalize that fails below.
+    commit_early(g.db, "a received chunk is confirmed")
     if received.size == row.size and not row.complete:
         chunks.finalize_file(g.db, registry.blobs, row, registry.now())
-        g.db.commit()
     response = jsonify(
         {"path": row.path, "size": row.size, "received": received.size, "complete": row.complete}
     )
@@ -268,7 +262,7 @@ def manifest_preview(session_id: str) -> Response:
         {
             "manifest": text,
             "commit": commit_id(body),
-            "published_at": _iso(manifest_time(text)),
+            "published_at": iso(manifest_time(text)),
         }
     )
 
@@ -294,21 +288,17 @@ def commit_upload(session_id: str) -> Response:
     for name, value in (("publisher_signature", signature), ("publisher_key_id", kid)):
         if value is not None and not isinstance(value, str):
             raise BadRequest(f"'{name}' must be a string")
-    info = request_info()
     version = commit.commit_session(
         g.db,
         registry.blobs,
         upload,
         review_required=review.review_required(registry.policy, model.tier),
         max_file_size=registry.settings.max_file_size,
-        signer=lambda: signing.load_signer(
-            g.db, registry.settings, registry.now(), request_info=info
-        ),
+        signer=lambda: signing.load_signer(g.db, registry.settings, registry.now()),
         publisher_signature=signature,
         publisher_key_id=kid,
         actor=_user(),
         now=registry.now(),
-        request_info=info,
     )
     return jsonify({"state": version.state, "version": version_json(version)})
 
@@ -326,7 +316,5 @@ def abort_upload(session_id: str) -> Response:
         upload,
         actor=_user(),
         now=registry.now(),
-        request_info=request_info(),
     )
-    g.db.commit()
     return jsonify(session_json(upload, model))

@@ -1,4 +1,4 @@
-"""Small request-parsing helpers shared by the API blueprints."""
+"""Query parameters and pagination cursors, parsed the same way on every route."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import binascii
 
 from flask import request
 
-from registry.audit.services import RequestInfo
 from registry.errors import BadRequest
-
-
-def request_info() -> RequestInfo:
-    return RequestInfo(
-        ip=request.remote_addr or "", user_agent=request.headers.get("User-Agent", "")[:300]
-    )
 
 
 def bool_arg(name: str, default: bool = False) -> bool:

@@ -1,0 +1,16 @@
+"""The ``/api/v1`` blueprint with every module's routes attached."""
+
+# Imported for their routes; each module belongs to one part of the registry.
+from registry.api.v1 import (  # noqa: F401
+    access_requests,
+    accounts,
+    audit,
+    credentials,
+    models,
+    signing,
+    system,
+    uploads,
+)
+from registry.api.v1.blueprint import bp
+
+__all__ = ["bp"]

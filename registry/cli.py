@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from registry.publishing.commands import fsck, gc, keys
 from registry.publishing.signing import load_signer
 from registry.repos.importer import import_folder
 from registry.unit_of_work import unit_of_work
+
+GRACEFUL_SECONDS = 3
 
 
 @click.group()
@@ -50,7 +53,12 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 120)
+            # Shutdown within seconds: in-flight requests get this long, then the master
+            # ends the workers (a client resumes a cut download).
+            self.cfg.set("graceful_timeout", GRACEFUL_SECONDS)
             self.cfg.set("accesslog", "-")
+            # gunicornc's socket defaults to one path per user: two servers would share it.
+            self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", _start_background)
             self.cfg.set("worker_exit", _stop_background)
 
@@ -58,6 +66,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             return app
 
     def _start_background(worker: Any) -> None:
+        # A terminal's Ctrl-C reaches every process of the group; only the master acts on
+        # it (and sends the workers SIGQUIT once), else a worker's shutdown re-enters itself.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         worker.registry_background = background.start(app.extensions[EXTENSION])
 
     def _stop_background(_server: Any, worker: Any) -> None:

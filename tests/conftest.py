@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 pytest_plugins = [
     "tests.fixtures.s3",
@@ -29,11 +31,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
 DATABASES = os.environ.get("REGISTRY_TEST_DATABASES", "sqlite,postgresql").split(",")
 
 
+def postgres_admin_engine() -> Engine:
+    """An engine on the admin database that keeps no connection between uses, so one that a
+    PostgreSQL restart killed is never reused (the session's teardown must still work)."""
+    return create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A private PostgreSQL database for this test session (dropped at the end)."""
     name = f"registry_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = postgres_admin_engine()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"

@@ -299,6 +299,9 @@ def test_token_expiry_limits_and_last_use(api, people, registry, app) -> None:
 
 # Rate limits ------------------------------------------------------------------------------
 
+# A database of its own, so a test run never writes into the one an operator's Redis uses.
+REDIS_TEST_URL = os.environ.get("REGISTRY_TEST_REDIS", "redis://127.0.0.1:6379/11")
+
 
 def _redis_up() -> bool:
     try:
@@ -320,7 +323,7 @@ def test_login_registration_and_tokens_are_rate_limited(settings, storage, peopl
             pytest.skip("no Redis on 127.0.0.1:6379")
         import uuid
 
-        url = "redis://127.0.0.1:6379/0"
+        url = REDIS_TEST_URL
         # A unique client address keeps this run's counters apart from earlier runs.
         address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_limiter import Limiter
 
 from registry.config import Settings
@@ -66,6 +66,16 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
         headers_enabled=True,
         key_prefix="registry",
     )
+
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them in
+    # reverse): Flask-Limiter sends Retry-After on every limited answer, and on a success
+    # that would tell a client that honours it to wait an hour for nothing.
+    @app.after_request
+    def _retry_after_only_on_refusals(response: Response) -> Response:
+        if response.status_code < 400:
+            response.headers.pop("Retry-After", None)
+        return response
+
     limiter.init_app(app)
     for endpoint, view in list(app.view_functions.items()):
         name = _limit_name(view) or ENDPOINT_LIMITS.get(endpoint)
@@ -75,4 +85,5 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
         limit = limiter.shared_limit(spec, scope=name, methods=["POST"], error_message=message)
         app.view_functions[endpoint] = limit(view)
     app.extensions["registry_limiter"] = limiter
+
     return limiter

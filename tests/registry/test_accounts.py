@@ -359,6 +359,13 @@ def test_login_registration_and_tokens_are_rate_limited(settings, storage, peopl
         for i in range(6)
     ]
     assert registrations == [201] * 5 + [429]
+    welcomed = client.post(
+        "/api/v1/register",
+        json={"email": "late@example.org", "password": PASSWORD, "accept_terms": True},
+        environ_base={"REMOTE_ADDR": "10.7.7.7"},
+    )
+    assert welcomed.status_code == 201
+    assert "Retry-After" not in welcomed.headers  # a success never asks a client to wait
 
     # The web UI's login form shares the login counter (CSRF is the web UI's own test).
     app.config["WTF_CSRF_METHODS"] = []

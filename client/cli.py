@@ -297,7 +297,12 @@ def request_access(ctx: click.Context, repo: str, fields: tuple[str, ...]) -> No
         given[name.strip()] = value
     form = client.access_form(repo)
     if not form.get("requires_request"):
-        click.echo(f"{repo} ({form.get('tier')} tier) needs no access request", err=True)
+        click.echo(
+            f"{repo} is in the '{form.get('tier')}' tier, which needs no access request: "
+            f"registry-client info {repo} says what, if anything, you still need before you "
+            f"can download it."
+        )
+        return
     for field in form.get("fields") or []:
         name = str(field.get("name"))
         if name not in given:

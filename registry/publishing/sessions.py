@@ -124,11 +124,22 @@ def _declared(index: int, item: Any) -> DeclaredFile:
     return DeclaredFile(path, size, sha256)
 
 
-def find_institution(db: Session, slug: str) -> Institution:
+def find_institution(
+    db: Session, slug: str, *, user: User | None = None, name: str = ""
+) -> Institution:
+    """The institution that owns namespace ``slug``; if none, say where ``user`` can push."""
     institution = db.scalar(select(Institution).where(Institution.slug == slug))
     if institution is None:
+        membership = user.membership if user is not None else None
+        if membership is not None and membership.role != "member":
+            hint = f"You publish for {membership.institution.slug}: push to " + (
+                f"{membership.institution.slug}/{name}." if name else "that namespace."
+            )
+        else:
+            hint = "You publish for no institution yet."
         raise NotFound(
-            f"No institution {slug!r}: the namespace of a model is its institution's slug."
+            f"No institution {slug!r}: the namespace of a model is its institution's slug. "
+            f"{hint} A registry administrator creates institutions and adds publishers."
         )
     return institution
 

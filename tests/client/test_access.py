@@ -79,3 +79,14 @@ def test_request_access_then_pull_after_approval(
     result = client.pull(REPO, quiet=True)
     assert result.commit == review_model.commit
     assert client.info(REPO)["access"]["allowed"] is True
+
+
+def test_request_access_to_an_open_model_says_so_once(people, counted_server, open_model):
+    researcher = people.token(people.researcher("res@uni.edu"), "write")
+    asked = run_cli(
+        "--url", counted_server.url, "--token", researcher, "request-access", open_model.repo_id
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    said = asked.stdout + asked.stderr
+    assert said.count("needs no access request") == 1, said
+    assert "download" in said.lower()  # and what to do instead

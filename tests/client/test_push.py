@@ -169,3 +169,16 @@ def test_a_gated_push_with_a_base_model_goes_to_review(
         "mgh/site", done.stdout.split("version ")[1].split(",")[0]
     )
     assert version["state"] == "in-review" and version["base_model"].startswith("mgh/base@")
+
+
+def test_a_push_into_an_unknown_namespace_says_how_to_get_one(
+    counted_server, client_dirs, publisher, model_copy
+):
+    done = run_cli(
+        "--url", counted_server.url, "--token", publisher, "push", str(model_copy),
+        "newcomer/copy",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "No institution 'newcomer'" in done.stderr
+    assert "mgh/copy" in done.stderr  # the namespace this publisher can push into
+    assert "registry administrator" in done.stderr  # and who creates a new one

@@ -154,7 +154,7 @@ def open_upload() -> tuple[Response, int]:
     registry = current_registry()
     user = _user()
     req = sessions.parse_open_request(request.get_json(silent=True))
-    institution = sessions.find_institution(g.db, req.namespace)
+    institution = sessions.find_institution(g.db, req.namespace, user=user, name=req.name)
     limits = _limits()
     model = repos.find_model(g.db, req.namespace, req.name)
     if model is None:

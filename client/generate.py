@@ -245,6 +245,7 @@ def generate(
                 output_type="pil",
             )
         for job, image in zip(batch, result.images, strict=True):
+            image = image.convert("L")  # one channel: no colour tint on a chest X-ray
             chunks = {**settings, "prompt": job.prompt, "seed": str(job.seed)}
             chunks["index"] = str(job.index)
             chunks["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -275,6 +276,11 @@ def generate(
         json.dumps(
             {
                 **settings,
+                "synthetic": True,
+                "steps": options.steps,
+                "guidance": options.guidance,
+                "width": width,
+                "height": height,
                 "images": [
                     {"file": p.name, "prompt": j.prompt, "seed": j.seed}
                     for p, j in zip(paths, jobs, strict=True)

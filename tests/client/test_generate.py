@@ -117,3 +117,19 @@ def test_generate_refuses_a_withdrawn_version(
                    "--out", str(tmp_path / "never"))  # fmt: skip
     assert done.returncode == 6 and "withdrawn" in done.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_images_are_grayscale_and_generation_json_keeps_numbers_as_numbers(
+    tiny_model_dir, tmp_path
+):
+    import json
+
+    options = GenerateOptions(prompts=[PROMPT], n=2, seed=3, steps=2, guidance=3.5, quiet=True)
+    paths = generate(tiny_model_dir, tmp_path / "g", options, Provenance("local/tiny", "test"))
+    for path in paths:
+        assert Image.open(path).mode == "L"  # a chest X-ray has one channel, no tint
+    record = json.loads((tmp_path / "g" / "generation.json").read_text())
+    assert record["steps"] == 2 and record["guidance"] == 3.5
+    assert isinstance(record["width"], int) and isinstance(record["height"], int)
+    assert record["synthetic"] is True
+    assert [image["seed"] for image in record["images"]] == [3, 4]

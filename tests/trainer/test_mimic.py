@@ -97,7 +97,7 @@ def test_import_mimic_keeps_frontal_views_and_impressions(
 
 
 def test_import_mimic_uses_the_official_split_and_the_cli(
-    mimic_root: tuple[Path, Path], tmp_path: Path
+    mimic_root: tuple[Path, Path], tiny_base: Path, tmp_path: Path
 ) -> None:
     root, reports = mimic_root
     split = root / "mimic-cxr-2.0.0-split.csv"
@@ -107,8 +107,10 @@ def test_import_mimic_uses_the_official_split_and_the_cli(
     )
     out = tmp_path / "pairs.jsonl"
     result = CliRunner().invoke(
-        main, ["import-mimic", "--root", str(root), "--reports", str(reports), "--out", str(out)]
-    )
+        main,
+        ["import-mimic", "--root", str(root), "--reports", str(reports), "--out", str(out),
+         "--base", str(tiny_base)],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "texts longer than 77 tokens (truncated): 1" in result.output
     assert "skipped 2: not a frontal view" in result.output

@@ -12,8 +12,7 @@ from pathlib import Path
 import click
 
 from client.generate import DEFAULT_GUIDANCE  # one default for evaluate and generate
-from trainer.architectures import ARCHITECTURES
-from trainer.config import DEVICES, DTYPES, MIXED_PRECISIONS, MODES, TRACKERS
+from trainer.config import ARCHITECTURES, DEVICES, DTYPES, MIXED_PRECISIONS, MODES, TRACKERS
 from trainer.errors import TrainerError
 
 CHOICES = {

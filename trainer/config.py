@@ -11,6 +11,7 @@ import yaml
 
 from trainer.errors import TrainerError
 
+ARCHITECTURES = ("tiny", "sd15")  # bundled model configurations (trainer/configs/)
 MODES = ("full", "lora")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 DEVICES = ("auto", "cuda", "mps", "cpu")

@@ -499,16 +499,14 @@ def _resolve_resolution(
 
 def _non_finite_message(gathered: torch.Tensor, step: int, output: Path) -> str:
     found = list_checkpoints(output)
-    resume = (
-        f"the last good checkpoint is {found[-1]} (resume with --resume latest"
-        if found
-        else "no checkpoint was written yet (start again"
-    )
     value = gathered[~torch.isfinite(gathered)][0].item()
-    return (
-        f"loss became {value} at step {step + 1}; stopped before it changed any weights. "
-        f"{resume} and a lower --learning-rate, or --mixed-precision bf16 instead of fp16)"
+    remedy = "a lower --learning-rate (or --mixed-precision bf16 instead of fp16)"
+    where = (
+        f"The last good checkpoint is {found[-1]}: resume from it (--resume latest) with {remedy}."
+        if found
+        else f"No checkpoint was written yet: start again with {remedy}."
     )
+    return f"loss became {value} at step {step + 1}; stopped before it changed any weights. {where}"
 
 
 def _count_batch(stats: dict[str, Any], batch: dict[str, torch.Tensor]) -> None:

@@ -3,7 +3,7 @@
 Builds a pipeline offline (``--arch tiny`` for CPU, ``--arch sd15`` for a GPU; random
 weights, real sizes), then in the same run samples ``-n`` images with
 
-- the client's ``generate`` defaults (DPM-Solver++ multistep, 25 steps, guidance 4, per-image
+- the client's ``generate`` defaults (DPM-Solver++ multistep, 25 steps, guidance 3, per-image
   seeds, PNGs with provenance written; on CUDA bf16/fp16 + SDPA + channels-last), and
 - a stock ``StableDiffusionPipeline.from_pretrained(folder)`` with its saved scheduler and
   default call settings (50 steps, guidance 7.5), same dtype, device and batch size,

@@ -12,6 +12,7 @@ import click
 
 from client.download import DEFAULT_WORKERS
 from client.errors import ConfigError, RegistryClientError
+from client.generate import DEFAULT_GUIDANCE
 
 EXIT_CODES = """\b
 Exit codes:
@@ -323,7 +324,7 @@ def request_access(ctx: click.Context, repo: str, fields: tuple[str, ...]) -> No
 @click.option("-n", "count", default=1, show_default=True, help="Images per prompt")
 @click.option("--seed", default=0, show_default=True, help="Image i gets seed + i")
 @click.option("--steps", default=25, show_default=True)
-@click.option("--guidance", default=4.0, show_default=True)
+@click.option("--guidance", default=DEFAULT_GUIDANCE, show_default=True)
 @click.option("--scheduler", default="dpm++", show_default=True,
               type=click.Choice(["dpm++", "dpm++-karras", "unipc", "euler", "euler-a", "ddim",
                                  "pndm", "model"]))  # fmt: skip

@@ -3,12 +3,17 @@
 No patient identifiers are written (the type-2 patient attributes are present but empty),
 every UID is fresh, ``ImageType`` is ``DERIVED\\SECONDARY`` and ``ConversionType`` is
 ``SYN`` (DICOM's defined term for a synthetic image); the series description and the image
-comments say "SYNTHETIC" and carry the model, version, prompt and seed.
+comments say "SYNTHETIC" and carry the model, version, seed and settings.
+
+The prompt is not copied in unless asked (``include_prompt``): prompts are often report text,
+and DICOM headers travel into PACS and research exports where free text is not expected.
+The comments carry the prompt's SHA-256 instead, which matches the PNG and generation.json.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 LO_MAX = 64
 ST_MAX = 1024
 LT_MAX = 10240
+PROMPT_KEYS = ("prompt", "negative_prompt")
 
 
 def write_secondary_capture(
@@ -27,6 +33,7 @@ def write_secondary_capture(
     study_uid: str,
     series_uid: str,
     instance_number: int,
+    include_prompt: bool = False,
 ) -> Path:
     """Write ``image`` (a PIL image) as an 8-bit MONOCHROME2 Secondary Capture file."""
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -76,9 +83,15 @@ def write_secondary_capture(
         "from a text prompt; it shows no real patient.",
         ST_MAX,
     )
+    recorded = dict(provenance)
+    if not include_prompt:
+        for key in PROMPT_KEYS:
+            text = recorded.pop(key, "")
+            if text:
+                recorded[f"{key}_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     ds.ImageComments = _clip(
         "SYNTHETIC image, not a real patient. "
-        + "; ".join(f"{key}={value}" for key, value in provenance.items()),
+        + "; ".join(f"{key}={value}" for key, value in recorded.items()),
         LT_MAX,
     )
     ds.Manufacturer = "roentgen-registry"

@@ -23,7 +23,7 @@ from client.http import software_version
 SCHEDULERS = ("dpm++", "dpm++-karras", "unipc", "euler", "euler-a", "ddim", "pndm", "model")
 DEFAULT_SCHEDULER = "dpm++"
 DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE = 4.0
+DEFAULT_GUIDANCE = 3.0  # RoentGen's inference setting; the trainer evaluates with it too
 CONTACT_SHEET = "contact-sheet.png"
 
 

@@ -11,7 +11,7 @@ import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-ARCHITECTURES = ("tiny", "sd15")
+from trainer.config import ARCHITECTURES
 
 
 @dataclass

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from trainer.architectures import ARCHITECTURES
+from client.generate import DEFAULT_GUIDANCE  # one default for evaluate and generate
+from trainer.config import ARCHITECTURES, DEVICES, DTYPES, MIXED_PRECISIONS, MODES, TRACKERS
 from trainer.errors import TrainerError
+
+CHOICES = {
+    "mode": MODES,
+    "mixed_precision": MIXED_PRECISIONS,
+    "validation_device": DEVICES,
+    "validation_dtype": DTYPES,
+    "report_to": TRACKERS,
+}
 
 
 class _TrainerGroup(click.Group):
@@ -24,8 +35,31 @@ class _TrainerGroup(click.Group):
 
 
 @click.group(cls=_TrainerGroup)
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (every rank, on clusters).")
+def main(verbose: bool) -> None:
     """Fine-tune chest X-ray diffusion models and export them for the registry."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _inference_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--device and --dtype for the commands that generate images."""
+    command = click.option(
+        "--dtype",
+        type=click.Choice(DTYPES),
+        default="auto",
+        show_default=True,
+        help="auto: bf16 (fp16) autocast on CUDA, fp32 on CPU.",
+    )(command)
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default="auto",
+        show_default=True,
+        help="auto: CUDA, then MPS, then CPU.",
+    )(command)
 
 
 @main.command("init-base")
@@ -91,6 +125,8 @@ def _fit_options(command: Callable[..., None]) -> Callable[..., None]:
         hint = hints[spec.name]
         if hint is bool:
             option = click.option(f"{flag}/--no-{flag[2:]}", spec.name, default=None)
+        elif spec.name in CHOICES:
+            option = click.option(*names, spec.name, type=click.Choice(CHOICES[spec.name]))
         elif typing.get_origin(hint) is list:
             option = click.option(*names, spec.name, multiple=True, default=None)
         else:
@@ -131,6 +167,7 @@ def fit_command(config_path: Path | None, **flags: object) -> None:
 @click.option("--license", "license_id", default="other", show_default=True)
 @click.option("--adapter", is_flag=True, help="LoRA runs: also ship the adapter alone.")
 @click.option("--sample-steps", type=click.IntRange(min=1), default=20, show_default=True)
+@_inference_options
 def export_command(
     run_dir: Path,
     out_dir: Path,
@@ -140,6 +177,8 @@ def export_command(
     license_id: str,
     adapter: bool,
     sample_steps: int,
+    device: str,
+    dtype: str,
 ) -> None:
     """Export a fit run as a diffusers folder with a model card, ready for registry-client push."""
     from trainer.export import export_run
@@ -153,6 +192,8 @@ def export_command(
         license_id=license_id,
         include_adapter=adapter,
         sample_steps=sample_steps,
+        device=device,
+        dtype=dtype,
     )
     click.echo(f"exported to {path}; next: registry-client push {path} NS/NAME")
 
@@ -161,13 +202,15 @@ def export_command(
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--per-finding", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--guidance", type=float, default=3.0, show_default=True)
-@click.option("--resolution", type=click.IntRange(min=16), help="Default: the run's.")
+@click.option("--guidance", type=float, default=DEFAULT_GUIDANCE, show_default=True)
+@click.option("--resolution", type=click.IntRange(min=16), help="Default: the model's own.")
 @click.option("--seed", type=int, default=10_007, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Default: the run.")
 @click.option("--fid-manifest", type=click.Path(exists=True, path_type=Path))
 @click.option("--feature-extractor", help="module:callable mapping (N,3,H,W) in [0,1] to (N,D).")
 @click.option("--fid-count", type=click.IntRange(min=2), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@_inference_options
 def evaluate_command(
     model: Path,
     per_finding: int,
@@ -179,6 +222,9 @@ def evaluate_command(
     fid_manifest: Path | None,
     feature_extractor: str | None,
     fid_count: int,
+    batch_size: int,
+    device: str,
+    dtype: str,
 ) -> None:
     """Phantom laterality accuracy (Wilson 95% CI); optionally FID on real data."""
     from trainer.evaluate import evaluate
@@ -194,9 +240,12 @@ def evaluate_command(
             fid_manifest,
             load_feature_extractor(feature_extractor),
             count=fid_count,
-            resolution=resolution or 512,
+            resolution=resolution,
             steps=steps,
             guidance_scale=guidance,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
         )
         click.echo(f"FID ({feature_extractor}): {score:.3f}")
         return
@@ -208,6 +257,9 @@ def evaluate_command(
         resolution=resolution,
         seed=seed,
         out_dir=out_dir,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
     )
     click.echo(report.format_table())
 
@@ -224,11 +276,12 @@ def evaluate_command(
 @click.option("--split-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--validation-fraction", type=click.FloatRange(0, 1), default=0.05, show_default=True)
 @click.option(
-    "--tokenizer",
-    "tokenizer_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The base pipeline whose tokenizer counts tokens (default: the report tokenizer).",
+    "--base",
+    help="The base pipeline you will fine-tune (folder or NS/NAME[@REV]): its tokenizer "
+    "decides what fits in 77 tokens.",
 )
+@click.option("--tokenizer", "tokenizer_dir", hidden=True, help="Old name of --base.")
+@click.option("--scrub-phi/--no-scrub-phi", default=True, show_default=True)
 def import_mimic_command(
     root: Path,
     reports: Path,
@@ -236,21 +289,23 @@ def import_mimic_command(
     metadata: Path | None,
     split_csv: Path | None,
     validation_fraction: float,
-    tokenizer_dir: Path | None,
+    base: str | None,
+    tokenizer_dir: str | None,
+    scrub_phi: bool,
 ) -> None:
     """Make a manifest of MIMIC-CXR-JPG frontal images and their impressions."""
-    import tempfile
-
     from transformers import CLIPTokenizer
 
+    from trainer.base_model import resolve_base_model
     from trainer.mimic import import_mimic
-    from trainer.tokenizer import build_clip_tokenizer
 
-    if tokenizer_dir is not None:
-        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, subfolder="tokenizer")
-    else:
-        with tempfile.TemporaryDirectory() as scratch:
-            tokenizer = build_clip_tokenizer(Path(scratch))
+    base = base or tokenizer_dir
+    if base is None:
+        raise click.UsageError(
+            "give --base: the pipeline you will fine-tune (its tokenizer decides how much of "
+            "each impression fits in 77 tokens)"
+        )
+    tokenizer = CLIPTokenizer.from_pretrained(resolve_base_model(base).path, subfolder="tokenizer")
     report = import_mimic(
         root,
         reports,
@@ -259,21 +314,51 @@ def import_mimic_command(
         metadata=metadata,
         split_csv=split_csv,
         validation_fraction=validation_fraction,
+        scrub_phi=scrub_phi,
     )
     click.echo(f"wrote {report.written} image-report pairs to {report.manifest}")
     click.echo(f"texts longer than 77 tokens (truncated): {report.truncated}")
     click.echo("patients per split: " + ", ".join(f"{k} {v}" for k, v in report.patients.items()))
     for why, count in report.skipped.items():
         click.echo(f"skipped {count}: {why}")
+    if scrub_phi:
+        click.echo("PHI scrub: " + _scrub_line(report.phi.to_dict()))
+
+
+def _scrub_line(counts: dict[str, int]) -> str:
+    """``12 of 40 texts changed; dates 3, times 1, ...`` (kinds that were found)."""
+    found = [f"{kind.replace('_', ' ')} {n}" for kind, n in list(counts.items())[2:] if n]
+    changed = f"{counts['texts_changed']} of {counts['texts']} texts changed"
+    return "; ".join([changed, ", ".join(found)]) if found else changed
 
 
 @main.command("check-manifest")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check_manifest_command(manifest: Path) -> None:
-    """Read a JSONL/CSV image,text manifest and report usable pairs and skips."""
+@click.option(
+    "--show-scrubbed",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Print N texts the PHI scrub changed, before and after.",
+)
+def check_manifest_command(manifest: Path, show_scrubbed: int) -> None:
+    """Read a JSONL/CSV image,text manifest and report usable pairs, skips and PHI found."""
     from trainer.manifest import read_manifest
+    from trainer.phi import scrub_texts
 
     loaded = read_manifest(manifest)
     click.echo(f"{len(loaded.records)} usable pairs under {loaded.image_root}")
     for why, count in loaded.skipped.items():
         click.echo(f"skipped {count}: {why}")
+    before = [record.text for record in loaded.records]
+    after, counts = scrub_texts(before)
+    click.echo("PHI scrub (done by fit): " + _scrub_line(counts.to_dict()))
+    emptied = sum(not text for text in after)
+    if emptied:
+        click.echo(f"texts left empty by the scrub (fit skips them): {emptied}")
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    for old, new in changed[:show_scrubbed]:
+        click.echo(f"- {old}\n+ {new}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog_name="registry-train"))

@@ -11,8 +11,12 @@ import yaml
 
 from trainer.errors import TrainerError
 
+ARCHITECTURES = ("tiny", "sd15")  # bundled model configurations (trainer/configs/)
 MODES = ("full", "lora")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+TRACKERS = ("tensorboard",)
 
 
 class ConfigError(TrainerError):
@@ -27,7 +31,7 @@ class FitConfig:
     train_manifest: Path  # JSONL or CSV of image,text (see trainer/manifest.py)
     output_dir: Path
     validation_manifest: Path | None = None  # default: records of train_manifest split=validation
-    resolution: int = 64
+    resolution: int | None = None  # default: the base's native size (UNet size x VAE scale)
     train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_train_steps: int = 500
@@ -52,14 +56,23 @@ class FitConfig:
     snr_gamma: float | None = None  # min-SNR weighting; 5.0 is the paper's choice
     noise_offset: float = 0.0
     text_dropout: float = 0.0  # share of captions replaced by "" (classifier-free guidance)
+    scrub_phi: bool = True  # remove dates, names, ___ markers... from texts (trainer/phi.py)
     cache_latents: bool = True
     cache_text_embeddings: bool = True  # only used while the text encoder is frozen
+    cache_chunk_size: int = 1024  # records per cache file: the unit of sharing and resuming
+    cache_num_workers: int | None = None  # image decoding processes (default: cores - 1, <= 8)
     checkpointing_steps: int = 100
     checkpoints_total_limit: int | None = 3
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
     validation_prompts: list[str] = field(default_factory=list)
     validation_steps: int = 0  # write validation images every N steps (0: only at the end)
     validation_inference_steps: int = 20
+    validation_device: str = "auto"  # auto: the training device
+    validation_dtype: str = "auto"  # auto: bf16 (fp16) on CUDA, fp32 on CPU
+    validation_loss_steps: int = 100  # held-out loss every N steps (0: only at the end)
+    validation_loss_samples: int = 64  # held-out examples it averages over (0: none)
+    report_to: str | None = None  # "tensorboard" (needs the tensorboard package)
+    distributed_timeout_minutes: int = 60  # how long ranks wait for each other (caching)
     seed: int = 0
     max_train_samples: int | None = None
     dataloader_num_workers: int = 0
@@ -80,9 +93,21 @@ class FitConfig:
             raise ConfigError(f"mixed_precision must be one of {MIXED_PRECISIONS}")
         if self.mode == "lora" and self.train_text_encoder:
             raise ConfigError("train_text_encoder needs mode 'full'; LoRA trains the UNet only")
-        if self.resolution < 16 or self.resolution % 8:
+        if self.resolution is not None and (self.resolution < 16 or self.resolution % 8):
             raise ConfigError("resolution must be a multiple of 8, at least 16")
-        for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps"):
+        if self.validation_device not in DEVICES:
+            raise ConfigError(f"validation_device must be one of {DEVICES}")
+        if self.validation_dtype not in DTYPES:
+            raise ConfigError(f"validation_dtype must be one of {DTYPES}")
+        if self.report_to is not None and self.report_to not in TRACKERS:
+            raise ConfigError(f"report_to must be one of {TRACKERS}, not {self.report_to!r}")
+        for name in (
+            "train_batch_size",
+            "gradient_accumulation_steps",
+            "max_train_steps",
+            "cache_chunk_size",
+            "distributed_timeout_minutes",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if not 0.0 <= self.text_dropout < 1.0:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from diffusers import StableDiffusionPipeline
 
+from trainer.inference import load_for_inference, resolve_inference
 from trainer.phantom_reading import read_phantom
 from trainer.phantoms import SIZES, Finding, write_report
 from trainer.sampling import DEFAULT_GUIDANCE, generate_images, image_grid
@@ -127,11 +127,15 @@ def evaluate(
     guidance_scale: float = DEFAULT_GUIDANCE,
     resolution: int | None = None,
     out_dir: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    batch_size: int = 16,
 ) -> EvaluationReport:
     """Generate for held-out phantom prompts and read each image; write JSON and a grid."""
     model = Path(model)
     folder = _model_folder(model)
-    pipeline = StableDiffusionPipeline.from_pretrained(folder)
+    settings = resolve_inference(device, dtype)
+    pipeline = load_for_inference(folder, settings)
     # ``fit`` saves the trained resolution as the pipeline's default (record_resolution).
     resolution = resolution or pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     prompts = held_out_prompts(per_group, seed)
@@ -142,6 +146,8 @@ def evaluate(
         steps=steps,
         seed=seed,
         guidance_scale=guidance_scale,
+        batch_size=batch_size,
+        settings=settings,
     )
     findings = [finding for finding, _ in prompts]
     hits = [read_phantom(image).shows(f) for f, image in zip(findings, images, strict=True)]
@@ -158,6 +164,7 @@ def evaluate(
             "inference_steps": steps,
             "guidance_scale": guidance_scale,
             "resolution": resolution,
+            **settings.describe(),
         },
     )
     out_dir = out_dir or (model if folder != model else None)

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from diffusers import StableDiffusionPipeline
-
 from trainer.errors import TrainerError
+from trainer.inference import load_for_inference, resolve_inference
 from trainer.lora import LORA_WEIGHTS_NAME
 from trainer.model_card import DEFAULT_LICENSE, CardTexts, front_matter, render_card
+from trainer.pipeline_files import make_portable
 from trainer.sampling import generate_images, image_grid
 
 EXPORTED_SUFFIXES = (".json", ".safetensors", ".txt")
@@ -56,8 +56,16 @@ def export_run(
     sample_prompts: list[str] | None = None,
     sample_steps: int = 20,
     title: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> Path:
-    """Write ``out_dir``: safetensors pipeline (LoRA merged), README.md card, samples.png."""
+    """Write ``out_dir``: safetensors pipeline (LoRA merged), README.md card, samples.png.
+
+    The weights are written so every supported transformers and diffusers version loads
+    them alike, and without any safety checker (see pipeline_files.py), even for runs made
+    by older versions of this trainer.
+    """
+    settings = resolve_inference(device, dtype)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = _read_summary(run_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -66,13 +74,14 @@ def export_run(
     if include_adapter and not lora:
         raise ExportError("--adapter applies to LoRA runs only; this run fine-tuned the UNet")
     _copy_weights(run_dir / "pipeline", out_dir)
+    make_portable(out_dir)
     if include_adapter:
         (out_dir / ADAPTER_DIR).mkdir()
         shutil.copyfile(
             run_dir / "lora" / LORA_WEIGHTS_NAME, out_dir / ADAPTER_DIR / LORA_WEIGHTS_NAME
         )
 
-    pipeline = StableDiffusionPipeline.from_pretrained(out_dir)
+    pipeline = load_for_inference(out_dir, settings)
     prompts = sample_prompts or summary.get("validation_prompts") or ["No acute process."]
     images = generate_images(
         pipeline,
@@ -80,6 +89,7 @@ def export_run(
         resolution=summary["config"]["resolution"],
         steps=sample_steps,
         seed=summary["config"]["seed"],
+        settings=settings,
     )
     image_grid(images).save(out_dir / SAMPLES_FILE)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from trainer.images import load_xray
+from trainer.inference import load_for_inference, resolve_inference
 from trainer.manifest import read_manifest
 from trainer.sampling import DEFAULT_GUIDANCE, generate_images
 
@@ -90,16 +90,24 @@ def fid_for_model(
     extractor: FeatureExtractor,
     *,
     count: int = 1000,
-    resolution: int = 512,
+    resolution: int | None = None,
     steps: int = 20,
     guidance_scale: float = DEFAULT_GUIDANCE,
     seed: int = 0,
     feature_size: int = 299,
+    device: str = "auto",
+    dtype: str = "auto",
+    batch_size: int = 16,
 ) -> float:
-    """Generate from the reports of a manifest's validation split; FID against its images."""
+    """Generate from the reports of a manifest's validation split; FID against its images.
+
+    ``resolution`` defaults to the model's own (what ``fit`` trained it at).
+    """
     loaded = read_manifest(manifest)
     records = (loaded.select("validation") or loaded.records)[:count]
-    pipeline = StableDiffusionPipeline.from_pretrained(model)
+    settings = resolve_inference(device, dtype)
+    pipeline = load_for_inference(model, settings)
+    resolution = resolution or pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     generated = generate_images(
         pipeline,
         [r.text for r in records],
@@ -107,6 +115,8 @@ def fid_for_model(
         steps=steps,
         seed=seed,
         guidance_scale=guidance_scale,
+        batch_size=batch_size,
+        settings=settings,
     )
     real = [load_xray(r.image) for r in records]
     return fid(real, generated, extractor, size=feature_size)

@@ -37,13 +37,20 @@ def _dicom_to_gray(path: Path) -> Image.Image:
     return Image.fromarray((scaled * 255).round().astype(np.uint8), mode="L")
 
 
-def load_xray(path: Path) -> Image.Image:
-    """Decode a PNG, JPEG or DICOM file into an 8-bit grayscale image."""
+def load_xray(path: Path, *, min_size: int | None = None) -> Image.Image:
+    """Decode a PNG, JPEG or DICOM file into an 8-bit grayscale image.
+
+    ``min_size``: the image is only needed at least this large on each side, so a JPEG is
+    decoded at a reduced scale (PIL's draft mode: 1/2, 1/4 or 1/8, straight from the DCT
+    coefficients), several times faster for a 3000 px radiograph trained at 512 px.
+    """
     path = Path(path)
     if path.suffix.lower() in DICOM_SUFFIXES:
         return _dicom_to_gray(path)
     try:
         with Image.open(path) as image:
+            if min_size is not None and image.format == "JPEG":
+                image.draft("L", (min_size, min_size))
             image.load()
             if image.mode in ("I", "I;16", "I;16B", "F"):
                 pixels = np.asarray(image, dtype=np.float64)

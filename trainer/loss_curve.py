@@ -43,14 +43,22 @@ def moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
-def draw_loss_curve(steps: list[int], losses: list[float], path: Path) -> Path:
-    """Plot per-step loss (grey) and its moving average (blue) to a PNG."""
+def draw_loss_curve(
+    steps: list[int],
+    losses: list[float],
+    path: Path,
+    *,
+    validation: list[list[float]] | None = None,
+) -> Path:
+    """Plot per-step loss (grey), its moving average (blue), held-out loss (orange) to a PNG."""
+    validation = validation or []
     width, height, margin = 640, 360, 48
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     draw.rectangle([margin, 12, width - 12, height - margin], outline="black")
     if steps:
-        low, high = min(losses), max(losses)
+        everything = losses + [value for _, value in validation]
+        low, high = min(everything), max(everything)
         span = max(high - low, 1e-12)
         first, last = steps[0], max(steps[-1], steps[0] + 1)
 
@@ -63,10 +71,16 @@ def draw_loss_curve(steps: list[int], losses: list[float], path: Path) -> Path:
         if len(steps) > 1:
             draw.line([point(s, v) for s, v in zip(steps, losses, strict=True)], fill="#bbbbbb")
             draw.line([point(s, v) for s, v in zip(steps, smooth, strict=True)], "#1f5fbf", 2)
+        held_out = [point(int(s), v) for s, v in validation]
+        if len(held_out) > 1:
+            draw.line(held_out, fill="#e07b00", width=2)
+        for x, y in held_out:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill="#e07b00")
         draw.text((4, 12), f"{high:.4g}", fill="black")
         draw.text((4, height - margin - 10), f"{low:.4g}", fill="black")
         draw.text((margin, height - margin + 6), f"step {first}", fill="black")
         draw.text((width - 90, height - margin + 6), f"step {last}", fill="black")
-    draw.text((width // 2 - 40, height - 20), "training loss", fill="black")
+    label = "training loss" + (" / held-out loss (orange)" if validation else "")
+    draw.text((width // 2 - 3 * len(label), height - 20), label, fill="black")  # ~6 px/char
     image.save(path)
     return Path(path)

@@ -46,6 +46,7 @@ class Manifest:
     image_root: Path
     records: list[Record]
     skipped: Counter[str] = field(default_factory=Counter)
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)  # {"image", "reason"}
     dataset: str | None = None  # a short name, e.g. mimic-cxr-jpg, for the model card
     description: str | None = None
 
@@ -100,20 +101,25 @@ def read_manifest(path: Path, *, image_root: Path | None = None) -> Manifest:
     else:
         root = (path.parent / header.get("image_root", ".")).resolve()
     records = []
+    skipped_rows: list[dict[str, Any]] = []
     for row in rows:
         image, text = row.get("image"), row.get("text")
         if not isinstance(image, str) or not image.strip():
             skipped["no image path"] += 1
             continue
         resolved = (root / image).resolve()
+        why = None
         if not resolved.is_relative_to(root):
-            skipped["image outside the manifest's folder"] += 1
+            why = "image outside the manifest's folder"
         elif resolved.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped["not a PNG, JPEG or DICOM file"] += 1
+            why = "not a PNG, JPEG or DICOM file"
         elif not resolved.is_file():
-            skipped["image missing"] += 1
+            why = "image missing"
         elif not isinstance(text, str) or not text.strip():
-            skipped["empty text"] += 1
+            why = "empty text"
+        if why is not None:
+            skipped[why] += 1
+            skipped_rows.append({"image": image, "reason": why})
         else:
             labels = row.get("labels")
             records.append(
@@ -133,6 +139,7 @@ def read_manifest(path: Path, *, image_root: Path | None = None) -> Manifest:
         image_root=root,
         records=records,
         skipped=skipped,
+        skipped_rows=skipped_rows,
         dataset=_optional_str(header.get("dataset")),
         description=_optional_str(header.get("description")),
     )

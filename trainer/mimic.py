@@ -21,6 +21,7 @@ from transformers import CLIPTokenizer
 
 from trainer.errors import TrainerError
 from trainer.manifest import write_manifest
+from trainer.phi import ScrubCounts, scrub_text
 
 FRONTAL_VIEWS = ("PA", "AP")
 METADATA_NAME = "mimic-cxr-2.0.0-metadata.csv"
@@ -43,6 +44,7 @@ class ImportReport:
     truncated: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     patients: Counter[str] = field(default_factory=Counter)  # per split
+    phi: ScrubCounts = field(default_factory=ScrubCounts)
 
 
 def report_section(text: str, names: tuple[str, ...]) -> str | None:
@@ -129,8 +131,13 @@ def import_mimic(
     split_csv: Path | None = None,
     validation_fraction: float = 0.05,
     views: tuple[str, ...] = FRONTAL_VIEWS,
+    scrub_phi: bool = True,
 ) -> ImportReport:
-    """Write a manifest of frontal images with their impressions; count every skip."""
+    """Write a manifest of frontal images with their impressions; count every skip.
+
+    ``tokenizer`` should be the base model's (it decides what fits in 77 tokens); texts
+    are scrubbed of PHI and ``___`` markers (trainer/phi.py) before they are cut to fit.
+    """
     root, reports = Path(root).resolve(), Path(reports)
     metadata = metadata or _find(root, METADATA_NAME)
     if metadata is None or not Path(metadata).is_file():
@@ -157,6 +164,9 @@ def import_mimic(
         if (subject, study) not in texts:
             report = report_root / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
             section = _report_text(report)
+            if section and scrub_phi:
+                section, counts = scrub_text(section)
+                result.phi.add(counts)
             texts[subject, study] = fit_to_tokens(section, tokenizer) if section else None
         if texts[subject, study] is None:
             result.skipped["report missing or without impression/findings"] += 1

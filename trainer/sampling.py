@@ -8,7 +8,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-DEFAULT_GUIDANCE = 3.0  # RoentGen's inference setting
+from client.generate import DEFAULT_GUIDANCE  # one default for the trainer and the client
+from trainer.inference import Inference, autocast
+
+__all__ = ["DEFAULT_GUIDANCE", "generate_images", "image_grid"]
 
 
 def image_grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
@@ -32,23 +35,27 @@ def generate_images(
     seed: int = 0,
     guidance_scale: float = DEFAULT_GUIDANCE,
     batch_size: int = 16,
+    settings: Inference | None = None,
 ) -> list[Image.Image]:
-    """Generate one image per prompt; prompt i uses seed ``seed + i`` whatever the batching."""
+    """Generate one image per prompt; prompt i uses seed ``seed + i`` whatever the batching.
+
+    Seeds draw on the CPU, so a seed names the same starting noise on every device.
+    ``settings`` gives the autocast dtype (default: the pipeline's own, no autocast).
+    """
     pipeline.set_progress_bar_config(disable=True)
-    device = pipeline.device
+    settings = settings or Inference(pipeline.device, torch.float32)
     images: list[Image.Image] = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        generators = [
-            torch.Generator(device=device).manual_seed(seed + start + i) for i in range(len(chunk))
-        ]
-        result = pipeline(
-            prompt=chunk,
-            height=resolution,
-            width=resolution,
-            num_inference_steps=steps,
-            guidance_scale=guidance_scale,
-            generator=generators,
-        )
+        generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
+        with autocast(settings):
+            result = pipeline(
+                prompt=chunk,
+                height=resolution,
+                width=resolution,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                generator=generators,
+            )
         images.extend(result.images)
     return images

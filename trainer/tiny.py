@@ -8,6 +8,7 @@ from pathlib import Path
 from diffusers import StableDiffusionPipeline
 
 from trainer.architectures import build_components, build_scheduler
+from trainer.pipeline_files import save_pipeline
 from trainer.tokenizer import BOS_TOKEN, EOS_TOKEN, build_clip_tokenizer, write_clip_tokenizer_files
 
 
@@ -59,7 +60,7 @@ def build_base_pipeline(
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipeline.save_pretrained(out_dir, safe_serialization=True)
+    save_pipeline(pipeline, out_dir)
     # transformers 4's (slow) CLIPTokenizer needs these two files beside tokenizer.json.
     write_clip_tokenizer_files(out_dir / "tokenizer")
     return out_dir

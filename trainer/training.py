@@ -6,20 +6,24 @@ optimizer, resume, loop, save. Reusable pieces live in the modules beside this o
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, set_seed
 from diffusers import (
     AutoencoderKL,
     DDPMScheduler,
@@ -34,24 +38,41 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from trainer.base_model import resolve_base_model
-from trainer.checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from trainer.checkpoints import (
+    checkpoint_trainable_weights_only,
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from trainer.config import ConfigError, FitConfig
 from trainer.data import (
     EpochShuffleSampler,
+    Ranks,
     TrainingExamples,
     collate_examples,
+    default_workers,
     prepare_training_data,
 )
+from trainer.errors import TrainerError
+from trainer.heldout import held_out_loss, prepare_held_out
+from trainer.inference import Inference, load_for_inference, resolve_inference
 from trainer.lora import add_lora_adapter, merge_lora_into_pipeline, save_lora_adapter
 from trainer.loss_curve import append_metrics, draw_loss_curve, read_metrics, truncate_metrics
 from trainer.manifest import read_manifest
 from trainer.objective import batch_latents, batch_text_states, diffusion_loss
+from trainer.phi import ScrubCounts, scrub_records, scrub_texts
+from trainer.pipeline_files import NO_SAFETY_CHECKER, save_pipeline
 from trainer.run_summary import base_info, dataset_info, peak_memory_bytes, write_json
 from trainer.tokenizer import copy_tokenizer_vocab_files
-from trainer.validation import choose_validation_prompts, write_validation_grid
+from trainer.validation import choose_validation_prompts, held_out_records, write_validation_grid
 
 logger = logging.getLogger(__name__)
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class NonFiniteLossError(TrainerError):
+    """The loss became NaN or infinite: the run stopped before that step changed anything."""
 
 
 @dataclass
@@ -77,29 +98,43 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     """Fine-tune per ``config``; write checkpoints, curves, samples and the final pipeline."""
     output = config.output_dir
     output.mkdir(parents=True, exist_ok=True)
+    _check_tracker(config.report_to)
 
     # Accelerator: mixed precision, gradient accumulation, one process per GPU.
     _allow_new_precision(config.mixed_precision)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
-        project_config=ProjectConfiguration(project_dir=str(output)),
+        log_with=config.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=str(output), logging_dir=str(output / "logs")
+        ),
+        kwargs_handlers=[
+            InitProcessGroupKwargs(timeout=timedelta(minutes=config.distributed_timeout_minutes))
+        ],
     )
     set_seed(config.seed)
     weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
+    if accelerator.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     resume_from = find_checkpoint(output, config.resume_from_checkpoint)
     if resume_from is None and list_checkpoints(output):
         raise ConfigError(
             f"{output} already has checkpoints: resume with 'latest' or use a new folder"
         )
 
-    # Load the base pipeline's parts.
-    base = resolve_base_model(config.base)
+    # Load the base pipeline's parts (a registry base is pulled once, by the main process).
+    with accelerator.main_process_first():
+        base = resolve_base_model(config.base)
     tokenizer = CLIPTokenizer.from_pretrained(base.path, subfolder="tokenizer")
     noise_scheduler = DDPMScheduler.from_pretrained(base.path, subfolder="scheduler")
     text_encoder = CLIPTextModel.from_pretrained(base.path, subfolder="text_encoder")
     vae = AutoencoderKL.from_pretrained(base.path, subfolder="vae")
     unet = UNet2DConditionModel.from_pretrained(base.path, subfolder="unet")
+    config, warnings = _resolve_resolution(config, unet, vae)
+    for warning in warnings if accelerator.is_main_process else []:
+        logger.warning(warning)
 
     # Freeze what is not trained; attach LoRA; keep trainable weights in fp32.
     vae.requires_grad_(False)
@@ -109,12 +144,16 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
         _place(unet, accelerator.device, weight_dtype)
         add_lora_adapter(unet, rank=config.lora_rank, alpha=config.lora_alpha)
         cast_training_params(unet, dtype=torch.float32)
+        checkpoint_trainable_weights_only(accelerator)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
         if config.train_text_encoder:
             # transformers 5 renamed it; 4.x only has the old name
             enable = getattr(text_encoder, "activation_checkpointing_enable", None)
             (enable or text_encoder.gradient_checkpointing_enable)()
+    # from_pretrained returns eval mode: dropout and transformers' checkpointing need train.
+    unet.train()
+    text_encoder.train(config.train_text_encoder)
     _place(vae, accelerator.device, weight_dtype)
     if not config.train_text_encoder:
         _place(text_encoder, accelerator.device, weight_dtype)
@@ -122,19 +161,53 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     text_params = list(text_encoder.parameters()) if config.train_text_encoder else []
     ema = EMAModel(unet_params + text_params, decay=config.ema_decay) if config.use_ema else None
 
-    # Data: check every image once; cache latents and (frozen) text embeddings.
+    # Data: scrub report texts; check every image once; cache latents and text embeddings,
+    # each rank its share of the chunks.
     manifest = read_manifest(config.train_manifest)
+    scrub = ScrubCounts()
+    if config.scrub_phi:
+        manifest.records, emptied, scrub = scrub_records(manifest.records)
+        for record in emptied:
+            manifest.skipped["empty text after PHI scrub"] += 1
+            manifest.skipped_rows.append(
+                {"image": str(record.image), "reason": "empty text after PHI scrub"}
+            )
     records = manifest.select("train")[: config.max_train_samples]
-    with accelerator.main_process_first():
-        data = prepare_training_data(
-            records,
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+    ranks = Ranks(
+        accelerator.process_index,
+        accelerator.num_processes,
+        local_processes,
+        accelerator.wait_for_everyone,
+    )
+    data = prepare_training_data(
+        records,
+        tokenizer=tokenizer,
+        vae=vae,
+        text_encoder=text_encoder,
+        resolution=config.resolution,
+        cache_dir=output / "cache",
+        cache_latents=config.cache_latents,
+        cache_text=config.caches_text,
+        chunk_size=config.cache_chunk_size,
+        workers=(
+            default_workers(local_processes)
+            if config.cache_num_workers is None
+            else config.cache_num_workers
+        ),
+        ranks=ranks,
+    )
+    held_out_source = held_out_records(manifest, config.validation_manifest)
+    if config.scrub_phi and config.validation_manifest:
+        held_out_source = scrub_records(held_out_source)[0]
+    held_out = None
+    if accelerator.is_main_process and config.validation_loss_samples > 0:
+        held_out = prepare_held_out(
+            held_out_source,
             tokenizer=tokenizer,
             vae=vae,
-            text_encoder=text_encoder,
             resolution=config.resolution,
-            cache_dir=output / "cache",
-            cache_latents=config.cache_latents,
-            cache_text=config.caches_text,
+            limit=config.validation_loss_samples,
         )
     dataloader = torch.utils.data.DataLoader(
         TrainingExamples(data, config.resolution),
@@ -186,11 +259,19 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
     if ema is not None:
         ema.to(accelerator.device)
     write_json(output / "run_config.json", {"config": config.to_dict(), "base": base_info(base)})
+    if config.report_to:
+        accelerator.init_trackers("fit", config=_tracker_config(config))
     prompts = choose_validation_prompts(
         config.validation_prompts, manifest, config.validation_manifest
     )
+    if config.scrub_phi:  # the prompts end up in the model card
+        prompts = [text for text in scrub_texts(prompts)[0] if text] or ["No acute process."]
+    sampling = resolve_inference(
+        config.validation_device, config.validation_dtype, default_device=accelerator.device
+    )
+    scaling_factor, device = vae.config.scaling_factor, accelerator.device
 
-    def validate(pipeline: StableDiffusionPipeline, step: int) -> None:
+    def validate(pipeline: StableDiffusionPipeline, step: int, settings: Inference) -> None:
         write_validation_grid(
             pipeline,
             prompts,
@@ -198,34 +279,57 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
             resolution=config.resolution,
             steps=config.validation_inference_steps,
             seed=config.seed,
-            autocast_dtype=None if weight_dtype == torch.float32 else weight_dtype,
+            settings=settings,
         )
 
-    def validate_current(step: int) -> None:
-        """Validation images from the weights being trained (the EMA weights, if kept)."""
-        if not accelerator.is_main_process:
-            return
+    @contextlib.contextmanager
+    def weights_to_judge() -> Iterator[None]:
+        """The weights being trained, or the EMA weights while they are kept."""
         if ema is not None:
             ema.store(unet_params + text_params)
             ema.copy_to(unet_params + text_params)
+        try:
+            yield
+        finally:
+            if ema is not None:
+                ema.restore(unet_params + text_params)
+
+    def validate_current(step: int) -> None:
+        """Validation images from the weights being trained (on the training device)."""
+        if not accelerator.is_main_process:
+            return
         current = StableDiffusionPipeline(
             vae=vae,
             text_encoder=accelerator.unwrap_model(text_encoder),
             tokenizer=tokenizer,
             unet=accelerator.unwrap_model(unet),
             scheduler=DPMSolverMultistepScheduler.from_pretrained(base.path, subfolder="scheduler"),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
+            **NO_SAFETY_CHECKER,
         )
-        validate(current, step)
-        if ema is not None:
-            ema.restore(unet_params + text_params)
+        with weights_to_judge():
+            validate(current, step, Inference(device, sampling.dtype))
+
+    def record_held_out_loss(step: int) -> None:
+        if held_out is None:
+            return
+        with weights_to_judge(), accelerator.autocast():
+            value = held_out_loss(
+                held_out,
+                unet=accelerator.unwrap_model(unet),
+                text_encoder=accelerator.unwrap_model(text_encoder),
+                noise_scheduler=noise_scheduler,
+                scaling_factor=scaling_factor,
+                device=device,
+                batch_size=config.train_batch_size,
+                snr_gamma=config.snr_gamma,
+            )
+        append_metrics(output, {"step": step, "validation_loss": value})
+        if config.report_to:
+            accelerator.log({"validation_loss": value}, step=step)
 
     # Train.
     first_epoch = global_step // updates_per_epoch
     skip_batches = (global_step % updates_per_epoch) * config.gradient_accumulation_steps
-    scaling_factor, device = vae.config.scaling_factor, accelerator.device
     progress = tqdm(
         total=config.max_train_steps,
         initial=global_step,
@@ -233,7 +337,9 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
         disable=not (config.progress_bar and accelerator.is_local_main_process),
     )
     losses_in_update: list[float] = []
+    this_rank: dict[str, Any] = {"batches": 0, "samples": 0, "first_batch_indices": None}
     started, start_step = time.perf_counter(), global_step
+    held_out_step = None
     for epoch in range(first_epoch, epochs):
         dataloader.set_epoch(epoch)  # accelerate passes it on to our sampler
         skip = skip_batches if epoch == first_epoch else 0
@@ -259,13 +365,18 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
                     )
                 else:  # every image of the batch broke after the check: keep the step count
                     loss = sum(p.sum() for p in unet_params) * 0.0
+                # Every rank sees every rank's loss, so all stop together on a bad one.
+                gathered = accelerator.gather(loss.detach()).float()
+                if not torch.isfinite(gathered).all():
+                    raise NonFiniteLossError(_non_finite_message(gathered, global_step, output))
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(unet_params + text_params, config.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            losses_in_update.append(float(accelerator.gather(loss.detach()).mean()))
+            losses_in_update.append(float(gathered.mean()))
+            _count_batch(this_rank, batch)
             if not accelerator.sync_gradients:
                 continue
             if ema is not None:
@@ -275,17 +386,22 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
             losses_in_update = []
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.4f}")
+            learning_rate = lr_scheduler.get_last_lr()[0]
             if accelerator.is_main_process:
                 append_metrics(
-                    output,
-                    {"step": global_step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0]},
+                    output, {"step": global_step, "loss": step_loss, "lr": learning_rate}
                 )
+            if config.report_to:
+                accelerator.log({"loss": step_loss, "lr": learning_rate}, step=global_step)
             if on_step is not None:
                 on_step(global_step, step_loss)
             if global_step % config.checkpointing_steps == 0:
                 save_checkpoint(
                     accelerator, output, global_step, ema=ema, keep=config.checkpoints_total_limit
                 )
+            if config.validation_loss_steps and global_step % config.validation_loss_steps == 0:
+                record_held_out_loss(global_step)
+                held_out_step = global_step
             if config.validation_steps and global_step % config.validation_steps == 0:
                 validate_current(global_step)
     progress.close()
@@ -297,6 +413,8 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
         save_checkpoint(
             accelerator, output, global_step, ema=ema, keep=config.checkpoints_total_limit
         )
+    if held_out_step != global_step:
+        record_held_out_loss(global_step)
     if ema is not None:
         ema.copy_to(unet_params + text_params)
     unet = accelerator.unwrap_model(unet)
@@ -309,44 +427,142 @@ def fit(config: FitConfig, *, on_step: Callable[[int, float], None] | None = Non
             save_lora_adapter(unet, lora_dir)
             merge_lora_into_pipeline(base.path, lora_dir, pipeline_dir)
         else:
+            trained_parts = {"unet": unet.to(torch.float32)}
+            if config.train_text_encoder:
+                trained_parts["text_encoder"] = text_encoder.to(torch.float32)
             pipeline = StableDiffusionPipeline.from_pretrained(
-                base.path,
-                unet=unet.to(torch.float32),
-                **(
-                    {"text_encoder": text_encoder.to(torch.float32)}
-                    if config.train_text_encoder
-                    else {}
-                ),
-                safety_checker=None,
-                requires_safety_checker=False,
+                base.path, **trained_parts, **NO_SAFETY_CHECKER
             )
-            pipeline.save_pretrained(pipeline_dir, safe_serialization=True)
+            save_pipeline(pipeline, pipeline_dir)
         copy_tokenizer_vocab_files(base.path, pipeline_dir)
         record_resolution(pipeline_dir, config.resolution)
-        validate(StableDiffusionPipeline.from_pretrained(pipeline_dir), global_step)
+        validate(load_for_inference(pipeline_dir, sampling), global_step, sampling)
     rows = read_metrics(output)
-    losses = [row["loss"] for row in rows]
+    losses = [row["loss"] for row in rows if "loss" in row]
+    held_out_curve = [
+        [row["step"], row["validation_loss"]] for row in rows if "validation_loss" in row
+    ]
     samples = (global_step - start_step) * config.train_batch_size
     samples *= config.gradient_accumulation_steps * accelerator.num_processes
     summary = {
         "base": base_info(base),
         "config": config.to_dict(),
         "global_step": global_step,
+        "processes": accelerator.num_processes,
+        "warnings": warnings,
         "validation_prompts": prompts,
-        "dataset": dataset_info(manifest, data, len(records)),
+        "validation_sampling": sampling.describe(),
+        "dataset": {
+            **dataset_info(manifest, data, len(records)),
+            "phi_scrub": scrub.to_dict(),
+            "held_out_examples": len(held_out) if held_out is not None else 0,
+        },
+        "cache": data.work,
         "metrics": {
             "first_loss": losses[0] if losses else None,
             "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None,
+            "validation_loss": held_out_curve,
+            "final_validation_loss": held_out_curve[-1][1] if held_out_curve else None,
             "train_seconds": elapsed,
             "samples_per_second": samples / elapsed if elapsed > 0 else None,
             "peak_memory_bytes": peak_memory_bytes(accelerator.device),
         },
     }
+    _write_rank_report(output, accelerator, global_step - start_step, this_rank, data.work)
     if accelerator.is_main_process:
-        draw_loss_curve([row["step"] for row in rows], losses, output / "loss.png")
+        draw_loss_curve(
+            [row["step"] for row in rows if "loss" in row],
+            losses,
+            output / "loss.png",
+            validation=held_out_curve,
+        )
+        _write_skipped_report(output / "skipped.jsonl", manifest.skipped_rows, data.skipped_images)
         write_json(output / "summary.json", summary)
     accelerator.end_training()
     return FitResult(output, pipeline_dir, lora_dir, global_step, losses, summary)
+
+
+def _resolve_resolution(
+    config: FitConfig, unet: UNet2DConditionModel, vae: AutoencoderKL
+) -> tuple[FitConfig, list[str]]:
+    """Default the resolution to the base's native size; warn when told to use another."""
+    native = int(unet.config.sample_size) * 2 ** (len(vae.config.block_out_channels) - 1)
+    if config.resolution is None:
+        return dataclasses.replace(config, resolution=native), []
+    if config.resolution == native:
+        return config, []
+    return config, [
+        f"resolution {config.resolution} px differs from the base's native {native} px: the "
+        f"model is fine-tuned at, and will draw by default at, {config.resolution} px"
+    ]
+
+
+def _non_finite_message(gathered: torch.Tensor, step: int, output: Path) -> str:
+    found = list_checkpoints(output)
+    value = gathered[~torch.isfinite(gathered)][0].item()
+    remedy = "a lower --learning-rate (or --mixed-precision bf16 instead of fp16)"
+    where = (
+        f"The last good checkpoint is {found[-1]}: resume from it (--resume latest) with {remedy}."
+        if found
+        else f"No checkpoint was written yet: start again with {remedy}."
+    )
+    return f"loss became {value} at step {step + 1}; stopped before it changed any weights. {where}"
+
+
+def _count_batch(stats: dict[str, Any], batch: dict[str, torch.Tensor]) -> None:
+    """What this rank trained on: batches, samples, and the first batch's record indices."""
+    stats["batches"] += 1
+    if batch:
+        stats["samples"] += len(batch["index"])
+        if stats["first_batch_indices"] is None:
+            stats["first_batch_indices"] = batch["index"].tolist()
+
+
+def _write_rank_report(
+    output: Path, accelerator: Accelerator, steps: int, stats: dict[str, Any], work: dict
+) -> None:
+    """``processes/rank-<i>.json``: every rank says what it did (a hung rank stays silent)."""
+    folder = output / "processes"
+    folder.mkdir(exist_ok=True)
+    report = {
+        "process_index": accelerator.process_index,
+        "num_processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "steps": steps,
+        **stats,
+        "cache": work,
+    }
+    write_json(folder / f"rank-{accelerator.process_index}.json", report)
+    logger.info("rank %d/%d: %s", accelerator.process_index, accelerator.num_processes, report)
+
+
+def _write_skipped_report(path: Path, *parts: list[dict[str, Any]]) -> None:
+    """One JSON line per skipped record: its image and why (empty file: nothing skipped)."""
+    with path.open("w", encoding="utf-8") as out:
+        for part in parts:
+            for entry in part:
+                out.write(json.dumps(entry) + "\n")
+
+
+def _check_tracker(report_to: str | None) -> None:
+    if report_to == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401 (only checking that it is installed)
+        except ImportError as exc:
+            raise ConfigError(
+                "--report-to tensorboard needs the tensorboard package: "
+                "pip install 'roentgen-registry[tensorboard]'"
+            ) from exc
+
+
+def _tracker_config(config: FitConfig) -> dict[str, Any]:
+    """Hyperparameters as TensorBoard takes them: numbers, booleans and strings only."""
+    values = config.to_dict()
+    return {
+        k: v if isinstance(v, int | float | bool | str) else json.dumps(v)
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 def _adamw_class(use_8bit: bool) -> type[torch.optim.Optimizer]:

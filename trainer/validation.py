@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
-import torch
 from diffusers import StableDiffusionPipeline
 
-from trainer.manifest import Manifest, read_manifest
+from trainer.inference import Inference
+from trainer.manifest import Manifest, Record, read_manifest
 from trainer.sampling import generate_images, image_grid
 
 DEFAULT_PROMPT_COUNT = 4
@@ -20,9 +19,14 @@ def choose_validation_prompts(
     """Given prompts, else texts of the validation manifest or split, else training texts."""
     if prompts:
         return list(prompts)
-    source = read_manifest(validation_manifest).records if validation_manifest else []
-    source = source or train.select("validation") or train.records
+    source = held_out_records(train, validation_manifest) or train.records
     return [record.text for record in source[:DEFAULT_PROMPT_COUNT]]
+
+
+def held_out_records(train: Manifest, validation_manifest: Path | None) -> list[Record]:
+    """Records of the validation manifest, else the training manifest's validation split."""
+    source = read_manifest(validation_manifest).records if validation_manifest else []
+    return source or train.select("validation")
 
 
 def write_validation_grid(
@@ -33,16 +37,12 @@ def write_validation_grid(
     resolution: int,
     steps: int,
     seed: int,
-    autocast_dtype: torch.dtype | None = None,
+    settings: Inference | None = None,
 ) -> Path:
     """Generate one image per prompt (seed, seed+1, ...) and save them side by side."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    autocast = (
-        torch.autocast(pipeline.device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
+    images = generate_images(
+        pipeline, prompts, resolution=resolution, steps=steps, seed=seed, settings=settings
     )
-    with autocast:
-        images = generate_images(pipeline, prompts, resolution=resolution, steps=steps, seed=seed)
     image_grid(images, columns=len(images)).save(path)
     return path

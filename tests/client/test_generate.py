@@ -3,6 +3,7 @@ reproduce images, and refusal of withdrawn versions."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_generate_writes_labelled_pngs_dicom_and_a_contact_sheet(
         assert text["model"] == "demo/tiny" and text["version"] == open_tiny.commit
         assert text["prompt"] == PROMPT and text["negative_prompt"] == "text, letters"
         assert text["seed"] == str(11 + index)
-        assert (text["scheduler"], text["steps"], text["guidance"]) == ("dpm++", "3", "4")
+        assert (text["scheduler"], text["steps"], text["guidance"]) == ("dpm++", "3", "3")
         assert text["software"].startswith("registry-client ")
     sheet = Image.open(out / "contact-sheet.png")
     assert sheet.text["synthetic"] == "true" and sheet.size[0] >= 256
@@ -58,7 +59,10 @@ def test_generate_writes_labelled_pngs_dicom_and_a_contact_sheet(
         assert ds.ConversionType == "SYN"
         assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
         assert "SYNTHETIC" in ds.SeriesDescription and "SYNTHETIC" in ds.ImageComments
-        assert open_tiny.commit in ds.ImageComments and PROMPT in ds.ImageComments
+        assert open_tiny.commit in ds.ImageComments
+        # The prompt (often report text) stays out of the header; its digest links the files.
+        assert PROMPT not in str(ds) and "text, letters" not in str(ds)
+        assert hashlib.sha256(PROMPT.encode()).hexdigest() in ds.ImageComments
         assert str(ds.PatientName) == "" and ds.PatientID == ""
         assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
         uids.add(ds.SOPInstanceUID)
@@ -133,3 +137,19 @@ def test_images_are_grayscale_and_generation_json_keeps_numbers_as_numbers(
     assert isinstance(record["width"], int) and isinstance(record["height"], int)
     assert record["synthetic"] is True
     assert [image["seed"] for image in record["images"]] == [3, 4]
+
+
+def test_dicom_carries_the_prompt_only_when_asked(tmp_path: Path) -> None:
+    import pydicom
+
+    from client.dicom import write_secondary_capture
+
+    image = Image.new("L", (16, 16), 80)
+    provenance = {"model": "demo/tiny", "prompt": PROMPT, "seed": "1"}
+    for include, name in ((False, "plain.dcm"), (True, "with-prompt.dcm")):
+        write_secondary_capture(
+            image, tmp_path / name, provenance, study_uid="1.2.3", series_uid="1.2.3.4",
+            instance_number=1, include_prompt=include,
+        )  # fmt: skip
+    assert PROMPT not in str(pydicom.dcmread(tmp_path / "plain.dcm"))
+    assert PROMPT in pydicom.dcmread(tmp_path / "with-prompt.dcm").ImageComments

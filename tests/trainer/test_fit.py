@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from diffusers import StableDiffusionPipeline
+from PIL import Image
 from safetensors.torch import load_file
 
 from trainer.cli import main
@@ -175,3 +181,110 @@ def test_text_encoder_ema_checkpointing_without_caches_from_the_cli(
 def test_lora_rejects_text_encoder_training(quick_config) -> None:
     with pytest.raises(ConfigError, match="full"):
         quick_config(mode="lora", train_text_encoder=True)
+
+
+def test_resolution_defaults_to_the_bases_native_size(
+    quick_config, tiny_base: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It was 64 px whatever the base: an SD-1.5 fine-tune trained on 8x8 latents."""
+    native_32 = tmp_path / "base-32px"
+    shutil.copytree(tiny_base, native_32)
+    unet_config = native_32 / "unet" / "config.json"
+    unet_config.write_text(json.dumps({**json.loads(unet_config.read_text()), "sample_size": 16}))
+    result = fit(quick_config(base=str(native_32), resolution=None, max_train_steps=1))
+    assert result.summary["config"]["resolution"] == 32 and result.summary["warnings"] == []
+    image = StableDiffusionPipeline.from_pretrained(result.pipeline_dir)(
+        "Small left pleural effusion.", num_inference_steps=1
+    ).images[0]
+    assert image.size == (32, 32)
+
+    with caplog.at_level(logging.WARNING, logger="trainer.training"):
+        told = fit(quick_config(output_dir=tmp_path / "told", resolution=32, max_train_steps=1))
+    assert "native 64 px" in told.summary["warnings"][0]  # the tiny base draws at 64 px
+    assert "native 64 px" in caplog.text
+
+
+def test_the_models_being_trained_are_in_train_mode(
+    quick_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """from_pretrained returns eval mode: text-encoder dropout and checkpointing did nothing."""
+    import trainer.training
+
+    modes: list[tuple[bool, bool]] = []
+    real_text_states = trainer.training.batch_text_states
+    real_loss = trainer.training.diffusion_loss
+
+    def record_text_encoder(batch, text_encoder, *args, **kwargs):
+        modes.append(("text_encoder", text_encoder.training))
+        return real_text_states(batch, text_encoder, *args, **kwargs)
+
+    def record_unet(unet, *args, **kwargs):
+        modes.append(("unet", unet.training))
+        return real_loss(unet, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.training, "batch_text_states", record_text_encoder)
+    monkeypatch.setattr(trainer.training, "diffusion_loss", record_unet)
+    fit(quick_config(train_text_encoder=True, gradient_checkpointing=True, max_train_steps=2))
+    assert {name for name, _ in modes} == {"text_encoder", "unet"}
+    assert all(training for _, training in modes), modes
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_step(
+    tiny_base: Path, phantom_manifest: Path, tmp_path: Path
+) -> None:
+    """It trained on through NaN, saved NaN checkpoints and exited 0."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["fit", "--base", str(tiny_base), "--data", str(phantom_manifest), "--out", str(out),
+         "--resolution", "32", "--train-batch-size", "4", "--learning-rate", "1e6",
+         "--max-train-steps", "8", "--checkpointing-steps", "1", "--no-progress-bar",
+         "--validation-inference-steps", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    match = re.search(r"loss became (nan|inf|-inf) at step (\d+)", result.output)
+    assert match, result.output
+    step = int(match.group(2))
+    assert "Traceback" not in result.output
+    steps = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert steps and max(steps) == step - 1  # the last good one is kept, nothing after it
+    assert f"checkpoint-{step - 1}" in result.output and "--resume latest" in result.output
+    assert not (out / "pipeline").exists()
+
+
+def test_held_out_loss_is_tracked_in_the_summary_and_the_curve(
+    quick_config, phantom_manifest: Path
+) -> None:
+    from trainer.manifest import read_manifest
+
+    result = fit(quick_config(max_train_steps=4, validation_loss_steps=2))
+    curve = result.summary["metrics"]["validation_loss"]
+    assert [step for step, _ in curve] == [2, 4]
+    assert all(math.isfinite(value) and value > 0 for _, value in curve)
+    held_out = len(read_manifest(phantom_manifest).select("validation"))
+    assert result.summary["dataset"]["held_out_examples"] == held_out > 0
+    pixels = np.asarray(Image.open(result.output_dir / "loss.png").convert("RGB")).reshape(-1, 3)
+    orange = np.all(np.abs(pixels.astype(int) - [224, 123, 0]) < 30, axis=1)
+    assert orange.sum() > 20  # the held-out points and line
+
+
+def test_report_to_tensorboard_writes_the_losses(quick_config) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = fit(quick_config(max_train_steps=2, report_to="tensorboard"))
+    events = sorted((result.output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert events
+    tags = set()
+    for path in events:
+        accumulator = EventAccumulator(str(path))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert {"loss", "lr", "validation_loss"} <= tags
+
+
+def test_report_to_tensorboard_without_it_installed_says_how(
+    quick_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    with pytest.raises(ConfigError, match="pip install"):
+        fit(quick_config(report_to="tensorboard"))

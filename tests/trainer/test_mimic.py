@@ -97,7 +97,7 @@ def test_import_mimic_keeps_frontal_views_and_impressions(
 
 
 def test_import_mimic_uses_the_official_split_and_the_cli(
-    mimic_root: tuple[Path, Path], tmp_path: Path
+    mimic_root: tuple[Path, Path], tiny_base: Path, tmp_path: Path
 ) -> None:
     root, reports = mimic_root
     split = root / "mimic-cxr-2.0.0-split.csv"
@@ -107,8 +107,10 @@ def test_import_mimic_uses_the_official_split_and_the_cli(
     )
     out = tmp_path / "pairs.jsonl"
     result = CliRunner().invoke(
-        main, ["import-mimic", "--root", str(root), "--reports", str(reports), "--out", str(out)]
-    )
+        main,
+        ["import-mimic", "--root", str(root), "--reports", str(reports), "--out", str(out),
+         "--base", str(tiny_base)],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "texts longer than 77 tokens (truncated): 1" in result.output
     assert "skipped 2: not a frontal view" in result.output
@@ -156,3 +158,38 @@ def test_dicom_input_is_windowed_and_monochrome1_inverted(tmp_path: Path) -> Non
     with pytest.raises(UnreadableImageError):
         load_xray(tmp_path / "bad.dcm")
     assert pydicom.dcmread(tmp_path / "m1.dcm").PhotometricInterpretation == "MONOCHROME1"
+
+
+def test_import_mimic_counts_tokens_with_the_bases_tokenizer(
+    mimic_root: tuple[Path, Path], tiny_base: Path, tmp_path: Path
+) -> None:
+    """It counted with the project's report tokenizer whatever the base (SD 1.5's CLIP...)."""
+    import shutil
+
+    from transformers import CLIPTokenizer
+
+    from trainer.tokenizer import write_clip_tokenizer_files
+
+    root, reports = mimic_root
+    base = tmp_path / "byte-level-base"  # a base whose tokenizer spends a token per character
+    shutil.copytree(tiny_base, base)
+    (base / "tokenizer" / "tokenizer.json").unlink()
+    write_clip_tokenizer_files(base / "tokenizer", words=[])
+    tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
+
+    missing = CliRunner().invoke(
+        main, ["import-mimic", "--root", str(root), "--reports", str(reports), "--out", "x.jsonl"]
+    )
+    assert missing.exit_code == 2 and "--base" in missing.output
+    out = tmp_path / "pairs.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["import-mimic", "--root", str(root), "--reports", str(reports), "--out", str(out),
+         "--base", str(base)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    texts = {r.image.name: r.text for r in read_manifest(out).records}
+    long_text = texts["57375967-0.jpg"]
+    assert len(tokenizer(long_text).input_ids) <= 77 < len(tokenizer(long_text + " x").input_ids)
+    assert len(long_text.split()) < 20  # the report tokenizer would have kept ~75 words
+    assert "PHI scrub: 0 of 4 texts changed" in result.output

@@ -1,0 +1,105 @@
+"""Exports load alike with transformers 4.x and 5.x: text encoder weights in the shared layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from tests.trainer.side_venv import SideVenvError, side_venv_python
+from trainer.training import fit
+
+HERE = Path(__file__).parent
+PROMPTS = ["Moderate left pleural effusion.", "No acute cardiopulmonary process.", ""]
+TEXT_ENCODER = "text_encoder/model.safetensors"
+
+
+def text_encoder_keys(folder: Path) -> list[str]:
+    with safe_open(str(folder / TEXT_ENCODER), framework="pt") as handle:
+        return list(handle.keys())  # noqa: SIM118
+
+
+def text_encoder_outputs(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    pipeline = StableDiffusionPipeline.from_pretrained(folder)
+    ids = pipeline.tokenizer(
+        PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+    ).input_ids
+    with torch.no_grad():
+        return ids, pipeline.text_encoder(ids)[0]
+
+
+@pytest.fixture(scope="module")
+def text_encoder_export(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path,
+                        phantom_manifest: Path) -> Path:  # fmt: skip
+    """A run that fine-tuned the text encoder too, exported."""
+    from trainer.config import FitConfig
+    from trainer.export import export_run
+
+    work = tmp_path_factory.mktemp("portable")
+    config = FitConfig(
+        base=str(tiny_base), train_manifest=phantom_manifest, output_dir=work / "run",
+        resolution=32, train_batch_size=4, max_train_steps=2, train_text_encoder=True,
+        learning_rate=1e-3, validation_inference_steps=1, progress_bar=False,
+    )  # fmt: skip
+    result = fit(config)
+    return export_run(result.output_dir, work / "export", sample_steps=1)
+
+
+def test_text_encoders_are_written_in_the_layout_transformers_4_reads(
+    tiny_base: Path, text_encoder_export: Path, tmp_path: Path
+) -> None:
+    """transformers 5 drops the text_model. prefix; 4.x then loads random weights (68/68)."""
+    run = text_encoder_export.parent / "run" / "pipeline"
+    for folder in (tiny_base, run, text_encoder_export):
+        keys = text_encoder_keys(folder)
+        assert keys and all(key.startswith("text_model.") for key in keys), folder
+    # transformers 5 reads it back unchanged.
+    ids, hidden = text_encoder_outputs(text_encoder_export)
+    tuned = StableDiffusionPipeline.from_pretrained(run).text_encoder
+    with torch.no_grad():
+        torch.testing.assert_close(tuned(ids)[0], hidden)
+
+    # A run written before the fix (unprefixed keys) is converted on export.
+    from trainer.export import export_run
+
+    old = tmp_path / "old-run"
+    shutil.copytree(text_encoder_export.parent / "run", old, ignore=shutil.ignore_patterns("cache"))
+    tensors = load_file(old / "pipeline" / TEXT_ENCODER)
+    stripped = {k.removeprefix("text_model."): v for k, v in tensors.items()}
+    save_file(stripped, old / "pipeline" / TEXT_ENCODER, metadata={"format": "pt"})
+    exported = export_run(old, tmp_path / "export", sample_steps=1)
+    assert all(key.startswith("text_model.") for key in text_encoder_keys(exported))
+
+
+def test_an_export_gives_the_same_text_encoding_with_the_lowest_supported_versions(
+    text_encoder_export: Path, tmp_path: Path
+) -> None:
+    """Loads the export in a side venv with transformers 4.x / diffusers 0.30 (cached)."""
+    try:
+        python, pins = side_venv_python()
+    except SideVenvError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the transformers 4 side venv could not be built: {exc}")
+        pytest.skip(f"no transformers 4 side venv here: {exc}")
+    out = tmp_path / "side.safetensors"
+    done = subprocess.run(
+        [str(python), str(HERE / "transformers4_probe.py"), str(text_encoder_export), str(out),
+         *PROMPTS],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    versions = json.loads(done.stdout.strip().splitlines()[-1])
+    lowest = pins["transformers"].split("==")[1]
+    assert versions["transformers"].startswith("4.") and versions["transformers"].startswith(lowest)
+    side = load_file(out)
+    ids, hidden = text_encoder_outputs(text_encoder_export)
+    assert torch.equal(side["input_ids"], ids)
+    torch.testing.assert_close(side["hidden"], hidden, atol=1e-5, rtol=1e-4)

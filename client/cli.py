@@ -341,6 +341,8 @@ def request_access(ctx: click.Context, repo: str, fields: tuple[str, ...]) -> No
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the UNet")
 @click.option("--threads", default=0, help="CPU threads for torch (0: torch's default)")
 @click.option("--dicom", is_flag=True, help="Also write DICOM Secondary Capture files")
+@click.option("--dicom-prompt", is_flag=True,
+              help="Put the prompt's text into DICOM files (default: its SHA-256)")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("synthetic"),
               show_default=True)  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True)
@@ -371,6 +373,7 @@ def generate(ctx: click.Context, ref: str, prompts: tuple[str, ...], **options: 
         compile=options["use_compile"],
         threads=options["threads"],
         dicom=options["dicom"],
+        dicom_prompt=options["dicom_prompt"],
         quiet=options["quiet"],
     )
     paths = run(folder, options["out"], settings, provenance, notify=_notice)

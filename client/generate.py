@@ -46,6 +46,7 @@ class GenerateOptions:
     compile: bool = False
     threads: int = 0
     dicom: bool = False
+    dicom_prompt: bool = False  # the prompt's text in DICOM (else only its SHA-256)
     quiet: bool = False
 
 
@@ -261,6 +262,7 @@ def generate(
                     study_uid=dicom_ids[0],
                     series_uid=dicom_ids[1],
                     instance_number=job.index + 1,
+                    include_prompt=options.dicom_prompt,
                 )
             paths.append(path)
             images.append(image)

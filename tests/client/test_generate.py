@@ -68,6 +68,14 @@ def test_generate_writes_labelled_pngs_dicom_and_a_contact_sheet(
         uids.add(ds.SOPInstanceUID)
     assert len(uids) == 2
 
+    asked = run_cli(
+        "--url", counted_server.url, "generate", "demo/tiny", PROMPT, "--steps", "2", "--dicom",
+        "--dicom-prompt", "--out", str(tmp_path / "asked"), "-q",
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    (dcm,) = (tmp_path / "asked").glob("*.dcm")
+    assert PROMPT in pydicom.dcmread(dcm).ImageComments  # only when asked for
+
 
 def test_a_pulled_version_loads_with_stock_diffusers_offline(make_client, open_tiny, monkeypatch):
     from diffusers import DiffusionPipeline

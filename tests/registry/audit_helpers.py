@@ -3,6 +3,8 @@ perhaps the signing key) could do to it."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from client import merkle
 from registry.audit.sealer import seal_pending
 from registry.audit.services import event_leaf
 from registry.models import AuditCheckpoint, AuditEvent
-from registry.publishing.signing import load_signer
+from registry.publishing.signing import load_signer, public_raw
 from registry.unit_of_work import unit_of_work
 
 
@@ -31,63 +33,79 @@ def sealed_events(registry: Any) -> list[AuditEvent]:
         return list(db.scalars(query))
 
 
-def rewrite_log(registry: Any, *, drop: list[int], resign: bool) -> None:
-    """Delete events, renumber every later one and rebuild the checkpoints to match.
+def rewrite_log(registry: Any, *, drop: list[int], resign: bool, key: Any = None) -> None:
+    """Delete events, renumber every later one, and rebuild the checkpoints from there on.
 
-    Without the key the rebuilt checkpoints keep their old signatures (nothing better is
-    possible); with it (``resign``) they are signed afresh, as a registry operator could."""
+    The checkpoints before the first deleted event are kept (they still verify). Without
+    the key the rebuilt checkpoint keeps an old signature (nothing better is possible);
+    with it (``resign``) it is signed afresh, as a registry operator could; with ``key`` (an
+    Ed25519 private key) it is signed by that key, as a database administrator could."""
     with unit_of_work(registry.sessions) as db:
+        first = min(db.scalars(select(AuditEvent.seq).where(AuditEvent.id.in_(drop))))
         db.execute(delete(AuditEvent).where(AuditEvent.id.in_(drop)))
-        events = list(
-            db.scalars(
-                select(AuditEvent).where(AuditEvent.seq.isnot(None)).order_by(AuditEvent.seq)
-            )
-        )
+        events = _sealed(db)
         for seq, event in enumerate(events, start=1):
-            event.seq = seq
-            db.flush()  # one at a time: seq stays unique while it moves down
-        _rebuild_checkpoints(db, registry, events, resign=resign)
+            if event.seq != seq:
+                event.seq = seq
+                db.flush()  # one at a time: seq stays unique while it moves down
+        _rebuild_after(db, registry, events, first, resign=resign, key=key)
 
 
-def truncate_log(registry: Any, *, keep: int, resign: bool) -> None:
-    """Remove every event after #``keep`` and every checkpoint that covered them."""
+def truncate_log(registry: Any, *, keep: int) -> None:
+    """Remove every event after #``keep`` and every checkpoint that covered them
+    (``keep`` must be a checkpoint's size, so the rest still verifies)."""
     with unit_of_work(registry.sessions) as db:
+        assert db.scalar(select(AuditCheckpoint).where(AuditCheckpoint.size == keep))
         db.execute(delete(AuditEvent).where(AuditEvent.seq > keep))
-        events = list(
-            db.scalars(
-                select(AuditEvent).where(AuditEvent.seq.isnot(None)).order_by(AuditEvent.seq)
-            )
-        )
-        _rebuild_checkpoints(db, registry, events, resign=resign)
+        db.execute(delete(AuditCheckpoint).where(AuditCheckpoint.size > keep))
 
 
-def _rebuild_checkpoints(db: Any, registry: Any, events: list[AuditEvent], *, resign: bool) -> None:
-    """One checkpoint over ``events``, in place of all the old ones."""
+def _sealed(db: Any) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.seq.isnot(None)).order_by(AuditEvent.seq)
+    return list(db.scalars(query))
+
+
+def _rebuild_after(
+    db: Any, registry: Any, events: list[AuditEvent], first: int, *, resign: bool, key: Any
+) -> None:
+    """One checkpoint over every event, replacing those that covered #``first`` or later."""
+    kept = db.scalars(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.size < first)
+        .order_by(AuditCheckpoint.size.desc())
+    ).first()
     old = db.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc())).first()
-    db.execute(delete(AuditCheckpoint))
+    db.execute(delete(AuditCheckpoint).where(AuditCheckpoint.size >= first))
     db.flush()
-    leaves = [merkle.leaf_hash(event_leaf(e)) for e in events]
-    frontier: list[bytes] = []
-    for index, leaf in enumerate(leaves):
-        frontier = merkle.frontier_append(frontier, index, leaf)
-    root = merkle.frontier_root(frontier)
+    start = kept.size if kept is not None else 0
+    frontier = [bytes.fromhex(h) for h in kept.frontier] if kept is not None else []
+    leaves = [merkle.leaf_hash(event_leaf(e)) for e in events[start:]]
+    for offset, leaf in enumerate(leaves):
+        frontier = merkle.frontier_append(frontier, start + offset, leaf)
+    root, size = merkle.frontier_root(frontier), len(events)
+    key_id = old.key_id
+    if key is not None:
+        key_id = hashlib.sha256(public_raw(key)).hexdigest()
     body = merkle.checkpoint_body(
-        registry.settings.public_url, len(leaves), root, json.loads(old.body)["time"], old.key_id
+        registry.settings.public_url, size, root, json.loads(old.body)["time"], key_id
     )
-    signature = (
-        load_signer(db, registry.settings, registry.now()).sign(body) if resign else old.signature
-    )
+    if key is not None:
+        signature = base64.b64encode(key.sign(body)).decode()
+    elif resign:
+        signature = load_signer(db, registry.settings, registry.now()).sign(body)
+    else:
+        signature = old.signature
     db.add(
         AuditCheckpoint(
-            size=len(leaves),
+            size=size,
             root=root.hex(),
             created_at=old.created_at,
-            key_id=old.key_id,
+            key_id=key_id,
             body=body.decode(),
             signature=signature,
             leaves="".join(leaf.hex() for leaf in leaves),
             frontier=[h.hex() for h in frontier],
-            sealed_by="attacker",
+            sealed_by="someone with database access",
         )
     )
 
@@ -99,3 +117,18 @@ def write_witness(path: Path, api: Any) -> Path:
     keys = {k["key_id"]: k["public_key"] for k in api("GET", "/api/v1/keys").json["keys"]}
     path.write_text(json.dumps(merkle.witness_document("http://127.0.0.1", keys, [latest.json])))
     return path
+
+
+def run_cli(settings: Any, *args: str) -> Any:
+    """``registry-server ARGS`` against the test's database and instance folder."""
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    env = {
+        "REGISTRY_DATABASE_URL": settings.database_url,
+        "REGISTRY_INSTANCE_PATH": str(settings.instance_path),
+        "REGISTRY_SECRET_KEY": settings.secret_key,
+        "REGISTRY_PUBLIC_URL": settings.public_url,
+    }
+    return CliRunner().invoke(main, list(args), env=env)

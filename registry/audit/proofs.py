@@ -2,8 +2,8 @@
 
 Proofs are built from the leaf hashes the checkpoints carry (authenticated by their signed
 roots) and the event as the database holds it now, so a receipt for an edited event does
-not verify. Building one reads every leaf up to the checkpoint: fine for millions of
-events, not for billions (cache complete subtrees then).
+not verify. Building one reads every leaf hash up to the checkpoint (64 bytes per event):
+fine for hundreds of thousands of events; cache complete subtrees before a million.
 """
 
 from __future__ import annotations

@@ -80,15 +80,15 @@ def seal_pending(registry: Registry, *, batch: int = BATCH, budget: float = 2.0)
 
 def _seal_batch(db: Session, registry: Registry, batch: int) -> tuple[AuditCheckpoint, str] | None:
     """Seal up to ``batch`` pending events: (the new checkpoint, its key's public key)."""
-    latest = latest_checkpoint(db)
-    size = latest.size if latest is not None else 0
-    frontier = [bytes.fromhex(h) for h in latest.frontier] if latest is not None else []
-    _check_extendable(db, registry.settings, latest, frontier)
     pending = db.scalars(
         select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(batch)
     ).all()
     if not pending:
-        return None
+        return None  # the common tick: cheap, nothing else is read
+    latest = latest_checkpoint(db)
+    size = latest.size if latest is not None else 0
+    frontier = [bytes.fromhex(h) for h in latest.frontier] if latest is not None else []
+    _check_extendable(db, registry.settings, latest, frontier)
     leaves = []
     for event in pending:
         event.seq = size + len(leaves) + 1

@@ -24,6 +24,8 @@ from registry.errors import BadRequest, NotFound
 from registry.models import AuditEvent, Version
 from registry.repos import services as repos
 
+MAX_ID = 2**31 - 1  # ids and sizes are 32-bit integers in the database
+
 AUDIT_QUERY: dict[str, dict[str, Any]] = {
     "actor": {"type": "string", "description": "email or user id"},
     "model": {"type": "string", "description": "NAMESPACE/NAME"},
@@ -146,7 +148,7 @@ CHECKPOINT = {
     query={"after": {"type": "integer"}, "limit": {"type": "integer"}},
 )
 def audit_checkpoints() -> Response:
-    after = int_arg("after", 0, minimum=0, maximum=2**62)
+    after = int_arg("after", 0, minimum=0, maximum=MAX_ID)
     limit = int_arg("limit", 100, minimum=1, maximum=1000)
     rows = proofs.list_checkpoints(g.db, after=after, limit=limit)
     return jsonify(
@@ -168,6 +170,8 @@ def audit_latest_checkpoint() -> Response:
 @requires("public")
 @document("The signed checkpoint covering exactly the first SIZE events", response=CHECKPOINT)
 def audit_checkpoint(size: int) -> Response:
+    if size > MAX_ID:
+        raise NotFound(f"No audit checkpoint covers exactly {size} events")
     return jsonify(checkpoint_record(proofs.checkpoint(g.db, size)))
 
 
@@ -180,8 +184,8 @@ def audit_checkpoint(size: int) -> Response:
 def audit_consistency() -> Response:
     if "from" not in request.args:
         raise BadRequest("Query parameter 'from' (the size of the checkpoint you hold) is required")
-    old = int_arg("from", 0, minimum=1, maximum=2**62)
-    new = int_arg("to", 0, minimum=1, maximum=2**62) if "to" in request.args else None
+    old = int_arg("from", 0, minimum=1, maximum=MAX_ID)
+    new = int_arg("to", 0, minimum=1, maximum=MAX_ID) if "to" in request.args else None
     return jsonify(proofs.consistency(g.db, old, new))
 
 
@@ -192,13 +196,13 @@ def audit_consistency() -> Response:
     query={"checkpoint": {"type": "integer", "description": "a checkpoint size (default newest)"}},
 )
 def audit_event_proof(event_id: int) -> Response:
-    event = g.db.get(AuditEvent, event_id)
+    event = g.db.get(AuditEvent, event_id) if event_id <= MAX_ID else None
     authorize(event)
     if event is None:
         raise NotFound(f"No audit event {event_id}")
-    size = (
-        int_arg("checkpoint", 0, minimum=1, maximum=2**62) if "checkpoint" in request.args else None
-    )
+    size = None
+    if "checkpoint" in request.args:
+        size = int_arg("checkpoint", 0, minimum=1, maximum=MAX_ID)
     return jsonify(proofs.inclusion(g.db, event, size))
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
+import client.merkle as merkle
 from client.download import DEFAULT_WORKERS
-from client.errors import ConfigError, RegistryClientError
+from client.errors import ConfigError, IntegrityError, RegistryClientError
 
 EXIT_CODES = """\b
 Exit codes:
@@ -242,9 +243,6 @@ def verify(ctx: click.Context, ref: str) -> None:
 @click.pass_context
 def audit_witness(ctx: click.Context, refresh: bool, export_to: Path | None, as_json: bool) -> None:
     """Show the registry audit checkpoints this machine holds; exit 7 on a conflict."""
-    from client import merkle
-    from client.errors import IntegrityError
-
     client = make_client(ctx)
     if refresh:
         client.witness_log()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from client import merkle
+import client.merkle as merkle
 from client.config import read_json, write_json
 from client.errors import IntegrityError, NotFound
 from client.verify import verify_signature

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from client import merkle
+import client.merkle as merkle
 from registry.audit.export import events_csv
 from registry.audit.queries import EventFilter, event_dict, list_events
 from registry.audit.sealer import SealRefused, seal_pending, witness_path

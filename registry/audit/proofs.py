@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from client import merkle
+import client.merkle as merkle
 from registry.audit.queries import event_dict
 from registry.audit.sealer import checkpoint_record, latest_checkpoint
 from registry.audit.services import event_leaf

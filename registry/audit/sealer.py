@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from client import merkle
+import client.merkle as merkle
 from registry.audit.leadership import sealer_leadership
 from registry.audit.queries import iso
 from registry.audit.services import event_leaf

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from client import merkle
+import client.merkle as merkle
 from registry.audit.proofs import split_leaves
 from registry.audit.sealer import checkpoint_record
 from registry.audit.services import event_leaf

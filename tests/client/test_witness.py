@@ -8,7 +8,7 @@ import json
 
 import requests
 
-from client import merkle
+import client.merkle as merkle
 from registry.audit.sealer import held_checkpoints, witness_path
 from tests.client.conftest import run_cli
 from tests.registry.audit_helpers import rewrite_log, seal, sealed_events

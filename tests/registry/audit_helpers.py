@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from client import merkle
+import client.merkle as merkle
 from registry.audit.sealer import seal_pending
 from registry.audit.services import event_leaf
 from registry.models import AuditCheckpoint, AuditEvent

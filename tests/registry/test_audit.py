@@ -12,6 +12,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select, update
 
+import client.merkle as merkle
+from registry.audit.services import event_leaf
 from registry.models import AuditCheckpoint, AuditEvent
 from registry.unit_of_work import unit_of_work
 from tests.registry.audit_helpers import seal, sealed_events
@@ -105,9 +107,6 @@ def test_deleted_events_are_named(cli, registry, history) -> None:
 def test_an_edit_with_its_leaf_rewritten_is_still_caught(cli, registry, history) -> None:
     """Recomputing the edited event's leaf in the checkpoint row does not help: the leaves no
     longer hash to the signed root, and the span of events holding the edit is named."""
-    from client import merkle
-    from registry.audit.services import event_leaf
-
     events = _events(registry)
     victim = events[2]
     with unit_of_work(registry.sessions) as db:

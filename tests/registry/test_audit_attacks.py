@@ -130,6 +130,7 @@ def test_truncation_is_caught_with_and_without_the_sealer_file(
         f"event #{keep + 1}: missing: the sealer's witness file {witness_path(settings)} holds "
         f"checkpoint {len(events)}"
     ) in result.output
+    api("GET", f"/{gated_model.repo_id}/resolve/main/{FILE}")  # something to seal
     refused = run_cli(settings, "audit", "seal")
     assert refused.exit_code == 1 and "events were removed" in refused.output
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client import merkle
+import client.merkle as merkle
 from client.errors import IntegrityError
 from client.verify import verify_signature
 from client.witness import verify_receipt

@@ -29,6 +29,7 @@ from client.http import RegistryHTTP
 from client.manifest import Manifest, parse_manifest
 from client.trust import TrustStore
 from client.verify import ListedKey, ManifestVerifier, fingerprint, parse_key_listing
+from client.witness import AuditLogInconsistent, Observation, WitnessStore, observe
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -69,6 +70,7 @@ class RegistryClient:
         self.http = RegistryHTTP(self.settings.url, self.settings.token)
         self.cache = Cache(self.settings.cache_dir, self.settings.slug)
         self.trust = TrustStore(self.settings.config_dir, self.settings.slug)
+        self.witness = WitnessStore(self.settings.config_dir, self.settings.slug, self.url)
         self.notify = notify
         self.verifier = ManifestVerifier(
             self.trust,
@@ -334,10 +336,11 @@ class RegistryClient:
     ) -> PullResult:
         """Download and verify ``NS/NAME[@REV]`` into the cache; returns its folder."""
         repo, revision = parse_ref(ref)
+        online = True
         try:
             manifest = self.resolve(repo, revision, accept_new_key=accept_new_key)
         except ServerUnavailable as error:
-            manifest = self._offline_manifest(repo, revision, error)
+            manifest, online = self._offline_manifest(repo, revision, error), False
         commit = manifest.commit
         from_cache = self.cache.has_version(repo, commit) and self._sizes_match(manifest)
         fetched = 0
@@ -351,7 +354,21 @@ class RegistryClient:
         if local_dir is not None:
             marker = {"registry": self.url, "repo": repo, "commit": commit}
             path = export_version(path, Path(local_dir), link=link, marker=marker)
+        if online:
+            self.witness_log()
         return PullResult(repo, commit, path, manifest, fetched, from_cache)
+
+    # audit log -------------------------------------------------------------------------
+    def witness_log(self) -> Observation | None:
+        """Keep the registry's newest audit checkpoint once it is proven to extend the one
+        held here; a registry that cannot prove it is reported loudly, never hidden."""
+        try:
+            return observe(self.http.get_json, self.witness, self.trust.registry_keys())
+        except AuditLogInconsistent as error:
+            self.notify(f"WARNING: {error.message}")
+        except RegistryClientError as error:
+            self.notify(f"NOTICE: could not check the registry's audit log: {error.message}")
+        return None
 
     def _offline_manifest(self, repo: str, revision: str, error: ServerUnavailable) -> Manifest:
         """The registry is unreachable: fall back to a version verified here before."""

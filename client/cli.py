@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
+import client.merkle as merkle
 from client.download import DEFAULT_WORKERS
-from client.errors import ConfigError, RegistryClientError
+from client.errors import ConfigError, IntegrityError, RegistryClientError
 from client.generate import DEFAULT_GUIDANCE
 
 EXIT_CODES = """\b
@@ -23,7 +24,7 @@ Exit codes:
   4  access denied (the message says what is missing and where to fix it)
   5  no such model, revision or file
   6  the version was withdrawn by the registry
-  7  integrity: a sha256, a signature or the manifest order (rollback) failed
+  7  integrity: a sha256, a signature, the manifest order (rollback) or the audit log failed
   8  the registry's signing key changed (accept with trust-key / --accept-new-key)
   9  push: the folder has problems (all are listed)
   10 the registry is unreachable or failing (5xx)
@@ -233,6 +234,58 @@ def verify(ctx: click.Context, ref: str) -> None:
         lines = "\n".join(f"  - {path}: {reason}" for path, reason in problems)
         raise IntegrityError(f"{ref} failed verification and was removed from the cache:\n{lines}")
     click.echo(f"{ref}: every file and signature verified")
+
+
+@main.command("audit-witness")
+@click.option("--refresh", is_flag=True, help="Fetch the newest checkpoint now (checked first)")
+@click.option("--export", "export_to", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write what is held to FILE (for audit verify --witness)")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the witness document as JSON")
+@click.pass_context
+def audit_witness(ctx: click.Context, refresh: bool, export_to: Path | None, as_json: bool) -> None:
+    """Show the registry audit checkpoints this machine holds; exit 7 on a conflict."""
+    client = make_client(ctx)
+    if refresh:
+        client.witness_log()
+    document = client.witness.load()
+    if export_to is not None:
+        export_to.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    if as_json:
+        click.echo(json.dumps(document, indent=1, sort_keys=True))
+    else:
+        held = [merkle.parse_checkpoint(c) for c in document["checkpoints"]]
+        click.echo(f"{client.url}: {len(held)} checkpoint(s) held in {client.witness.path}")
+        if held:
+            newest = held[-1]
+            click.echo(f"newest: {newest['size']} events, root {newest['root']}, {newest['time']}")
+        if export_to is not None:
+            click.echo(f"exported to {export_to}")
+    if document["conflicts"]:
+        reasons = "; ".join(c.get("reason", "") for c in document["conflicts"])
+        raise IntegrityError(
+            f"{len(document['conflicts'])} checkpoint(s) from {client.url} do not extend the "
+            f"ones held here ({reasons}); export them for the registry's operators"
+        )
+
+
+@main.command("audit-receipt")
+@click.argument("event_id", type=int)
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the receipt (event, leaf, proof, checkpoint) to FILE")  # fmt: skip
+@click.pass_context
+def audit_receipt(ctx: click.Context, event_id: int, save: Path | None) -> None:
+    """Fetch and verify the receipt proving audit event EVENT_ID is in the signed log."""
+    from client.witness import verify_receipt
+
+    client = make_client(ctx)
+    receipt = client.http.get_json(f"/api/v1/audit/events/{event_id}/proof")
+    event = verify_receipt(receipt, client.trust.registry_keys())
+    if save is not None:
+        save.write_text(json.dumps(receipt, indent=1, sort_keys=True) + "\n")
+    click.echo(
+        f"event {event['id']} (#{event['seq']}, {event['tag']}, {event['actor']}, "
+        f"{event['target']}) is in the log under checkpoint {receipt['tree_size']}"
+    )
 
 
 @main.command("trust-key")

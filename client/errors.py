@@ -14,7 +14,8 @@ code  exception                   meaning
 5     NotFound                    no such model, revision or file
 6     VersionWithdrawn            the registry withdrew this version
 7     IntegrityError              a file's sha256, a manifest signature, a publisher
-                                  signature or the manifest order (rollback) did not check out
+                                  signature, the manifest order (rollback) or the
+                                  registry's audit log (audit-witness) did not check out
 8     KeyChanged                  the registry's signing key differs from the pinned one;
                                   accept it explicitly with ``trust-key`` / ``--accept-new-key``
 9     ValidationError             ``push``: the folder has problems (all are listed)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from registry.audit.sealer import background_seal
 from registry.context import Registry
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ class Task:
 
 
 # One line per task; each part of the registry that needs one adds it here.
-TASKS: list[Task] = []
+TASKS: list[Task] = [
+    Task("audit-seal", 0.5, background_seal),
+]
 
 
 class Runner:

@@ -65,7 +65,19 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # Nothing waits on PostgreSQL without a bound: connecting, a pooled connection, a lock,
+    # a statement. A failure past these answers 503 (registry.api.errors), never a hang.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=10,
+        connect_args={
+            "connect_timeout": 5,
+            "options": "-c statement_timeout=60000 -c lock_timeout=15000",
+        },
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

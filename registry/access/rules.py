@@ -18,6 +18,7 @@ from registry.access.requirements import RequirementChecker, describe
 from registry.models import (
     AccessRequest,
     ApiToken,
+    AuditEvent,
     Institution,
     Model,
     Training,
@@ -187,6 +188,25 @@ def access_request_read(ctx: Context, resource: Any) -> Decision:
     return decide_requests(ctx, resource)
 
 
+def audit_receipt(ctx: Context, resource: Any) -> Decision:
+    """An event's inclusion proof: its actor, staff of the model's institution, admins."""
+    if ctx.user is None:
+        return _login_required()
+    if ctx.user.is_registry_admin:
+        return ALLOW
+    if isinstance(resource, AuditEvent):
+        if resource.actor_id == ctx.user.id:
+            return ALLOW
+        model = ctx.db.get(Model, resource.model_id) if resource.model_id is not None else None
+        if model is not None and has_role(ctx.user, model.institution_id, STAFF_ROLES):
+            return ALLOW
+    return _deny(
+        "receipt-reader",
+        "Only the event's actor, a publisher or admin of the institution whose model it "
+        "concerns, or a registry admin may fetch its receipt",
+    )
+
+
 staff_or_admin = _institution_role(STAFF_ROLES, admins=True, none_means_own=False)
 decide_requests = _institution_role(ADMIN_ROLES, admins=True, none_means_own=False)
 manage_institution = _institution_role(ADMIN_ROLES, admins=True, none_means_own=False)
@@ -224,4 +244,5 @@ ACTIONS: dict[str, Rule] = {
     "institution:key": Rule("admin", manage_institution),
     "admin:manage": Rule("admin", registry_admin),
     "audit:read": Rule("read", registry_admin),
+    "audit:receipt": Rule("read", audit_receipt),
 }

@@ -12,6 +12,7 @@ from registry.audit.queries import Downloader, event_dict
 from registry.models import AuditEvent
 
 EVENT_COLUMNS = [
+    "id",
     "seq",
     "time",
     "action",
@@ -23,7 +24,6 @@ EVENT_COLUMNS = [
     "ip",
     "user_agent",
     "details",
-    "hash",
 ]
 DOWNLOADER_COLUMNS = [
     "user_id",

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry.audit.services import RECORDED
+from registry.audit.tags import EventTag
 from registry.models import AuditEvent, User, Version
 
 
@@ -26,10 +28,12 @@ class EventFilter:
 
 
 def list_events(
-    db: Session, filters: EventFilter, *, limit: int = 100, after_seq: int = 0
+    db: Session, filters: EventFilter, *, limit: int = 100, after_id: int = 0
 ) -> Sequence[AuditEvent]:
-    """Events in chain order, starting after sequence number ``after_seq``."""
-    query = select(AuditEvent).where(AuditEvent.seq > after_seq)
+    """Events in the order they were recorded (sealed and pending), after id ``after_id``.
+
+    Pending events have no ``seq`` yet, so pages follow the id, which every event has."""
+    query = select(AuditEvent).where(AuditEvent.id > after_id)
     if filters.actor:
         if filters.actor.isdigit():
             query = query.where(AuditEvent.actor_id == int(filters.actor))
@@ -48,23 +52,17 @@ def list_events(
         query = query.where(AuditEvent.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(AuditEvent.created_at < filters.until)
-    return db.scalars(query.order_by(AuditEvent.seq).limit(limit)).all()
+    return db.scalars(query.order_by(AuditEvent.id).limit(limit)).all()
 
 
 def event_dict(event: AuditEvent) -> dict[str, Any]:
+    """An event as the API and the exports show it (``seq`` is null while pending)."""
     return {
+        "id": event.id,
         "seq": event.seq,
-        "time": event.created_at.isoformat().replace("+00:00", "Z"),
+        "time": iso(event.created_at),
         "action": event.tag,
-        "actor": event.actor,
-        "actor_id": event.actor_id,
-        "target": event.target,
-        "model_id": event.model_id,
-        "version_id": event.version_id,
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "details": event.details,
-        "hash": event.hash,
+        **{name: getattr(event, name) for name in RECORDED},
     }
 
 
@@ -83,12 +81,13 @@ class Downloader:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["first_download"] = _iso(self.first_download)
-        data["last_download"] = _iso(self.last_download)
+        data["first_download"] = iso(self.first_download)
+        data["last_download"] = iso(self.last_download)
         return data
 
 
-def _iso(value: dt.datetime) -> str:
+def iso(value: dt.datetime) -> str:
+    """UTC ISO-8601 with a ``Z``."""
     return value.isoformat().replace("+00:00", "Z")
 
 
@@ -96,8 +95,8 @@ def downloaders(db: Session, version: Version) -> list[Downloader]:
     """One row per downloader of ``version`` (anonymous downloads grouped together)."""
     events = db.scalars(
         select(AuditEvent)
-        .where(AuditEvent.version_id == version.id, AuditEvent.tag == "version:download")
-        .order_by(AuditEvent.seq)
+        .where(AuditEvent.version_id == version.id, AuditEvent.tag == EventTag.VERSION_DOWNLOAD)
+        .order_by(AuditEvent.id)
     ).all()
     groups: dict[int | None, list[AuditEvent]] = {}
     for event in events:

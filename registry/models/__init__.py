@@ -1,7 +1,7 @@
 """All database models; importing this package registers every table on ``Base.metadata``."""
 
 from registry.models.accounts import ApiToken, Institution, Membership, User
-from registry.models.audit import AuditEvent, AuditHead
+from registry.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from registry.models.credentials import CredentialApplication, DuaSignature, Training
 from registry.models.repos import AccessRequest, Blob, File, Model, Tag, Version
 from registry.models.signing import InstitutionKey, SigningKey
@@ -10,6 +10,7 @@ from registry.models.uploads import UploadFile, UploadSession
 __all__ = [
     "AccessRequest",
     "ApiToken",
+    "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",
     "Blob",

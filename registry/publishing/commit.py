@@ -76,10 +76,12 @@ def commit_session(
         _refuse(db, blobs, upload, version, problems, actor=actor, now=now)
     card_text = _card_text(blobs, rows)
     try:
+        # No storage call under the registry-wide lock (a hung S3 would hold it for every
+        # publisher): the blobs were checked above, and gc, which deletes under this lock,
+        # keeps every blob an open session lists, so re-checking that it is open suffices.
         serialize_writes(db)
         db.refresh(upload)
         require_open(upload, now)
-        _require_complete(db, blobs, rows)  # under the lock: gc cannot remove them now
         for row in rows:
             db.add(File(version_id=version.id, path=row.path, size=row.size, sha256=row.sha256))
         version.card_data = card

@@ -123,6 +123,29 @@ def list_keys(db: Session) -> list[SigningKey]:
     return list(db.scalars(select(SigningKey).order_by(SigningKey.id.desc())))
 
 
+def confirmed_keys(db: Session, settings: Settings) -> dict[str, str]:
+    """Registry keys whose private part this installation holds: key_id → public key.
+
+    A key counts when it is ``REGISTRY_SIGNING_KEY`` or its stored private part decrypts
+    with ``REGISTRY_SECRET_KEY`` (Fernet authenticates it) and matches the key id, so a key
+    row written by someone with database access but without the secret does not."""
+    confirmed: dict[str, str] = {}
+    configured = _configured_key(settings)
+    if configured is not None:
+        raw = public_raw(configured)
+        confirmed[key_id(raw)] = b64(raw)
+    for row in list_keys(db):
+        if row.key_id in confirmed or not row.private_key_encrypted:
+            continue
+        try:
+            private = _decrypt(settings, row)
+        except ConfigError:
+            continue
+        if key_id(public_raw(private)) == row.key_id:
+            confirmed[row.key_id] = b64(public_raw(private))
+    return confirmed
+
+
 def _active(db: Session) -> SigningKey | None:
     return db.scalar(
         select(SigningKey)

@@ -50,6 +50,26 @@ PART_SIZE = 8 * 1024 * 1024
 URL_OPTIONS = {"endpoint", "region", "access_key", "secret_key", "addressing"}
 _PART_NAME = re.compile(r"\d{20}")
 _client_lock = threading.Lock()
+# Every call has a deadline. A hung endpoint costs at most attempts x (connect + read)
+# seconds (plus a short backoff): 99 s for a transfer, 14 s for a lookup, 2 s for health.
+# The read timeout is per socket read, so a long transfer that keeps moving is not cut.
+CLIENT_LIMITS: dict[str, dict[str, Any]] = {
+    "data": {
+        "connect_timeout": 3,
+        "read_timeout": 30,
+        "retries": {"max_attempts": 3, "mode": "standard"},
+    },
+    "meta": {
+        "connect_timeout": 2,
+        "read_timeout": 5,
+        "retries": {"max_attempts": 2, "mode": "standard"},
+    },
+    "health": {
+        "connect_timeout": 1,
+        "read_timeout": 1,
+        "retries": {"max_attempts": 1, "mode": "standard"},
+    },
+}
 _session: boto3.session.Session | None = None
 
 
@@ -85,7 +105,7 @@ class S3BlobStore:
         self.part_size = part_size
         self._credentials = (access_key, secret_key)
         self._addressing = addressing_style or ("path" if endpoint_url else "auto")
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}
         self._client_pid = 0
 
     @classmethod
@@ -186,7 +206,7 @@ class S3BlobStore:
     def delete(self, sha256: str) -> None:
         """Delete the object (absent is fine)."""
         with self._errors("deleting a blob"):
-            self._s3.delete_object(Bucket=self.bucket, Key=self._key(blob_key(sha256)))
+            self._meta.delete_object(Bucket=self.bucket, Key=self._key(blob_key(sha256)))
 
     def iter_blobs(self) -> Iterator[tuple[str, int, datetime]]:
         """List ``sha256/`` and yield each well-formed blob key."""
@@ -196,10 +216,10 @@ class S3BlobStore:
                 yield name, int(obj["Size"]), obj["LastModified"].astimezone(UTC)
 
     def check_health(self) -> None:
-        """HEAD the bucket."""
+        """HEAD the bucket, giving up within about two seconds."""
         try:
             with self._errors("checking the bucket"):
-                self._s3.head_bucket(Bucket=self.bucket)
+                self._client_for("health").head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             raise StorageUnavailableError(
                 f"S3 bucket {self.bucket} at {self._where}: {error_code(exc) or http_status(exc)}"
@@ -209,7 +229,7 @@ class S3BlobStore:
         """Create the bucket if it does not exist (fixtures, ``make run``)."""
         try:
             with self._errors("checking the bucket"):
-                self._s3.head_bucket(Bucket=self.bucket)
+                self._meta.head_bucket(Bucket=self.bucket)
             return
         except ClientError as exc:
             if http_status(exc) != 404:
@@ -293,7 +313,7 @@ class S3BlobStore:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             with self._errors("discarding staged chunks"):
-                self._s3.delete_objects(
+                self._meta.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
 
@@ -319,14 +339,27 @@ class S3BlobStore:
 
     @property
     def _s3(self) -> Any:
-        # One client per process: a client inherited across gunicorn's fork shares sockets.
+        """The client for transfers (object bodies, multipart parts)."""
+        return self._client_for("data")
+
+    @property
+    def _meta(self) -> Any:
+        """The client for small requests (HEAD, LIST, DELETE): it gives up sooner."""
+        return self._client_for("meta")
+
+    def _client_for(self, kind: str) -> Any:
+        # One client per kind per process: a client inherited across gunicorn's fork shares
+        # sockets.
         global _session
         with _client_lock:
-            if self._client is None or self._client_pid != os.getpid():
+            if self._client_pid != os.getpid():
+                self._clients = {}
+                self._client_pid = os.getpid()
+            if kind not in self._clients:
                 # One boto3 session per process: it caches the parsed service model.
                 _session = _session or boto3.session.Session()
                 access_key, secret_key = self._credentials
-                self._client = _session.client(
+                self._clients[kind] = _session.client(
                     "s3",
                     region_name=self.region,
                     aws_access_key_id=access_key,
@@ -335,16 +368,13 @@ class S3BlobStore:
                     config=Config(
                         signature_version="s3v4",
                         s3={"addressing_style": self._addressing},
-                        retries={"max_attempts": 3, "mode": "standard"},
-                        connect_timeout=5,
-                        read_timeout=60,
                         # Plain PUTs work on every S3-compatible server.
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
+                        **CLIENT_LIMITS[kind],
                     ),
                 )
-                self._client_pid = os.getpid()
-            return self._client
+            return self._clients[kind]
 
     @property
     def _where(self) -> str:
@@ -362,7 +392,7 @@ class S3BlobStore:
     def _head(self, key: str) -> dict[str, Any] | None:
         try:
             with self._errors("looking up a blob"):
-                return self._s3.head_object(Bucket=self.bucket, Key=key)
+                return self._meta.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if http_status(exc) == 404:
                 return None
@@ -381,7 +411,7 @@ class S3BlobStore:
 
     def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
         with self._errors("listing objects"):
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
+            pages = self._meta.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
             for page in pages:

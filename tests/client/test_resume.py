@@ -23,7 +23,7 @@ def _download_ranges(registry, path: str) -> list[list[int] | None]:
 
     with unit_of_work(registry.sessions) as db:
         events = db.scalars(
-            select(AuditEvent).where(AuditEvent.tag == "version:download").order_by(AuditEvent.seq)
+            select(AuditEvent).where(AuditEvent.tag == "version:download").order_by(AuditEvent.id)
         ).all()
         return [e.details.get("range") for e in events if e.details.get("path") == path]
 

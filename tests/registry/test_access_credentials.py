@@ -27,7 +27,7 @@ def _tags(registry) -> list[str]:
     from registry.models import AuditEvent
 
     with unit_of_work(registry.sessions) as db:
-        return list(db.scalars(select(AuditEvent.tag).order_by(AuditEvent.seq)))
+        return list(db.scalars(select(AuditEvent.tag).order_by(AuditEvent.id)))
 
 
 def test_credential_application_accept_reject_revoke(api, people, registry, gated_model):

@@ -139,7 +139,7 @@ def test_request_review_reapply_accept_until_and_revoke(api, cast, registry, cr_
             db.scalars(
                 select(AuditEvent.tag)
                 .where(AuditEvent.tag.startswith("access-request:"))
-                .order_by(AuditEvent.seq)
+                .order_by(AuditEvent.id)
             )
         )
     assert tags == [

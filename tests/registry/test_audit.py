@@ -1,6 +1,6 @@
-"""The audit log: the hash chain verifies, any edited or deleted event is named by
-``registry-server audit verify``; admins query and export events; publishers list who
-downloaded a version (JSON and CSV)."""
+"""The audit log: once sealed it verifies against its signed checkpoints, and any edited or
+deleted event is named by ``registry-server audit verify``; pending events are listed too;
+admins query and export events; publishers list who downloaded a version (JSON and CSV)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
-from registry.models import AuditEvent
+import client.merkle as merkle
+from registry.audit.services import event_leaf
+from registry.models import AuditCheckpoint, AuditEvent
 from registry.unit_of_work import unit_of_work
+from tests.registry.audit_helpers import seal, sealed_events
 
 FILE = "model_index.json"
 
@@ -48,15 +51,25 @@ def history(api, people, open_model, gated_model):
 
 
 def _events(registry) -> list[AuditEvent]:
+    seal(registry)
+    return sealed_events(registry)
+
+
+def _count(registry) -> int:
     with unit_of_work(registry.sessions) as db:
-        return list(db.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+        return db.scalar(select(func.count()).select_from(AuditEvent))
 
 
-def test_chain_verifies_and_edits_or_deletions_are_named(cli, registry, history) -> None:
+def _checkpoint_size(registry) -> int:
+    with unit_of_work(registry.sessions) as db:
+        return db.scalar(select(func.max(AuditCheckpoint.size)))
+
+
+def test_log_verifies_and_an_edited_event_is_named(cli, registry, history) -> None:
+    events = _events(registry)
     ok = cli("audit", "verify")
     assert ok.exit_code == 0, ok.output
-    events = _events(registry)
-    assert f"audit chain intact: {len(events)} events" in ok.output
+    assert f"audit log intact: {len(events)} events sealed" in ok.output
 
     victim = next(e for e in events if e.tag == "version:download")
     with registry.engine.begin() as conn:
@@ -67,9 +80,10 @@ def test_chain_verifies_and_edits_or_deletions_are_named(cli, registry, history)
         )
     edited = cli("audit", "verify")
     assert edited.exit_code == 1
-    assert (
-        f"event #{victim.seq} (id {victim.id}): contents edited (version:download)" in edited.output
-    )
+    size = _checkpoint_size(registry)
+    named = f"event #{victim.seq} (id {victim.id}): does not match what checkpoint {size} signed"
+    assert f"{named} (version:download)" in edited.output
+    assert f"first event that no longer matches: {named}" in edited.output
 
 
 def test_deleted_events_are_named(cli, registry, history) -> None:
@@ -84,22 +98,45 @@ def test_deleted_events_are_named(cli, registry, history) -> None:
     with registry.engine.begin() as conn:
         conn.execute(delete(AuditEvent.__table__).where(AuditEvent.__table__.c.id == last.id))
     result = cli("audit", "verify")
-    assert "chain ends early: events at the end were deleted" in result.output
+    assert (
+        f"event #{last.seq}: missing: checkpoint {last.seq} covers {last.seq} events but the log "
+        f"ends at #{last.seq - 1}" in result.output
+    )
 
 
-def test_a_rehashed_edit_still_breaks_the_next_link(cli, registry, history) -> None:
-    from registry.audit.services import event_hash
-
+def test_an_edit_with_its_leaf_rewritten_is_still_caught(cli, registry, history) -> None:
+    """Recomputing the edited event's leaf in the checkpoint row does not help: the leaves no
+    longer hash to the signed root, and the span of events holding the edit is named."""
     events = _events(registry)
-    victim, following = events[2], events[3]
+    victim = events[2]
     with unit_of_work(registry.sessions) as db:
         row = db.get(AuditEvent, victim.id)
         row.target = "forged"
-        row.hash = event_hash(row)
-        db.commit()
+        checkpoint = db.scalars(select(AuditCheckpoint)).one()
+        leaves = checkpoint.leaves
+        at = (victim.seq - 1) * 64
+        fresh = merkle.leaf_hash(event_leaf(row)).hex()
+        checkpoint.leaves = leaves[:at] + fresh + leaves[at + 64 :]
     result = cli("audit", "verify")
     assert result.exit_code == 1
-    assert f"event #{following.seq} (id {following.id}): previous-hash link broken" in result.output
+    assert f"events #1-#{len(events)} do not hash to checkpoint {len(events)}'s signed root" in (
+        result.output
+    )
+
+
+def test_pending_events_are_listed_never_lost(api, people, cli, registry, history) -> None:
+    admin = people.token(people.user("root@example.org", admin=True), "read")
+    listed = api("GET", "/api/v1/audit?action=version:download", token=admin).json["events"]
+    assert len(listed) == 4 and all(e["seq"] is None for e in listed)
+    before = cli("audit", "verify")
+    assert before.exit_code == 0
+    assert "0 events sealed" in before.output and f"{_count(registry)} pending" in before.output
+    sealed = cli("audit", "seal")
+    assert sealed.exit_code == 0 and "sealed" in sealed.output
+    after = api("GET", "/api/v1/audit?action=version:download", token=admin).json["events"]
+    assert [e["id"] for e in after] == [e["id"] for e in listed]
+    assert all(isinstance(e["seq"], int) for e in after)
+    assert cli("audit", "seal").output.strip() == "nothing pending"
 
 
 def test_admins_query_and_export_events(api, people, cli, history, registry, gated_model) -> None:
@@ -126,7 +163,8 @@ def test_admins_query_and_export_events(api, people, cli, history, registry, gat
     assert len(first_page["events"]) == 2
     after = first_page["next_after"]
     second_page = api("GET", f"/api/v1/audit?limit=2&after={after}", token=admin).json
-    assert second_page["events"][0]["seq"] == after + 1
+    assert second_page["events"][0]["id"] > after
+    assert not {e["id"] for e in first_page["events"]} & {e["id"] for e in second_page["events"]}
     later = registry.now().isoformat()
     assert (
         api("GET", f"/api/v1/audit?since={later}Z".replace("+00:00", ""), token=admin).json[
@@ -135,19 +173,25 @@ def test_admins_query_and_export_events(api, people, cli, history, registry, gat
         == []
     )
     assert api("GET", "/api/v1/audit?since=yesterday", token=admin).status_code == 400
+    unknown = api("GET", "/api/v1/audit?action=version:downlaod", token=admin)
+    assert unknown.status_code == 400 and "audit tags" in unknown.json["error"]
 
     as_csv = api("GET", "/api/v1/audit?format=csv&action=version:download", token=admin)
     assert as_csv.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
     assert len(rows) == 4 and json.loads(rows[0]["details"])["path"] == FILE
-    assert api("GET", "/api/v1/audit/verify", token=admin).json == {"ok": True, "problems": []}
+    seal(registry)
+    verified = api("GET", "/api/v1/audit/verify", token=admin).json
+    assert verified["ok"] is True and verified["problems"] == [] and verified["pending"] == 0
 
     exported = cli("audit", "export", "--action", "version:download")
     assert exported.exit_code == 0
     lines = [json.loads(line) for line in exported.output.splitlines()]
     assert [line["action"] for line in lines] == ["version:download"] * 4
     exported_csv = cli("audit", "export", "--format", "csv", "--actor", "res@example.org")
-    assert exported_csv.output.splitlines()[0].startswith("seq,time,action,actor")
+    assert exported_csv.output.splitlines()[0].startswith("id,seq,time,action,actor")
+    refused = cli("audit", "export", "--action", "nonsense")
+    assert refused.exit_code == 2 and "unknown audit action 'nonsense'" in refused.output
 
 
 def test_publishers_list_the_downloaders_of_a_version(

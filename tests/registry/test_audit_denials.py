@@ -22,7 +22,7 @@ def test_denied_download_is_recorded_with_what_was_missing(client, registry, gat
         events = db.scalars(
             select(AuditEvent)
             .where(AuditEvent.tag == "version:download-denied")
-            .order_by(AuditEvent.seq)
+            .order_by(AuditEvent.id)
         ).all()
     assert [e.actor for e in events] == ["anonymous", "curious@example.org"]
     assert all(e.target == f"{gated_model.repo_id}@{gated_model.commit}" for e in events)

@@ -116,6 +116,8 @@ EXPECTED: dict[str, Expected] = {
     "institution:key": REVIEWERS,
     "admin:manage": ADMIN,
     "audit:read": ADMIN_READ,
+    # The event in the URL is REGISTERED's download of a model of the owning institution.
+    "audit:receipt": OWNER_STAFF | ADMIN_READ | {REGISTERED},
 }
 
 # Bodies for write routes that need one before they can name their resource (others get {}).
@@ -161,6 +163,8 @@ PARAMS: dict[str, Callable[[World, str | None], str]] = {
     "dua_id": lambda w, tier: DUA,
     "key_id": lambda w, tier: "no-such-key",
     "session_id": lambda w, tier: w.ids["session"],
+    "event_id": lambda w, tier: str(w.ids["event"]),
+    "size": lambda w, tier: "1",
 }
 
 
@@ -200,6 +204,7 @@ def world(request, tmp_path_factory, tiny_model_dir: Path) -> Iterator[World]:
 
 
 def _populate(app: Any, registry: Any, folder: Path) -> World:
+    from registry.audit.services import record_event
     from registry.models import (
         AccessRequest,
         ApiToken,
@@ -207,6 +212,7 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
         Model,
         Training,
         UploadSession,
+        User,
         Version,
     )
 
@@ -292,6 +298,14 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
             expires_at=future,
         )
         db.add(session)
+        event = record_event(
+            db,
+            "version:download",
+            actor=db.get(User, uid[REGISTERED]),
+            target=f"{OWNER}/{models['open']}",
+            model_id=open_model.id,
+            now=now,
+        )
         db.commit()
         ids = {
             "bystander": people.user("bystander@example.org"),
@@ -300,6 +314,7 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
             "application": application.id,
             "request": pending.id,
             "session": session.id,
+            "event": event.id,
         }
     return World(app, registry, tokens, models, commits, drafts, ids)
 

@@ -167,7 +167,7 @@ def test_audit_log_filters_and_exports_csv(client, make_account, open_model):
     assert "version:publish" not in page
     page = _page(client, "/admin/audit?actor=someone@example.org")
     assert "someone@example.org" in page and "auditor@example.org" not in page
-    assert "chain intact" in _page(client, "/admin/audit?verify=1")
+    assert "log intact" in _page(client, "/admin/audit?verify=1")
 
     response = client.get("/admin/audit.csv?action=account:register")
     assert response.status_code == 200 and response.mimetype == "text/csv"

@@ -1,4 +1,5 @@
-"""Audit API: filtered events (registry admins) and a version's downloaders (its publisher)."""
+"""Audit API: filtered events (registry admins), a version's downloaders (its publisher),
+signed checkpoints and consistency proofs (public) and receipts for single events."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from registry.access.seam import authorize, requires
 from registry.api.openapi import document
 from registry.api.params import int_arg
 from registry.api.v1.blueprint import bp
+from registry.audit import proofs
 from registry.audit.export import downloaders_csv, events_csv
 from registry.audit.queries import EventFilter, downloaders, event_dict, list_events
-from registry.audit.services import verify_chain
-from registry.errors import BadRequest
-from registry.models import Version
+from registry.audit.sealer import checkpoint_record
+from registry.audit.tags import check_filter
+from registry.audit.verify import verify_log
+from registry.context import current_registry
+from registry.errors import BadRequest, NotFound
+from registry.models import AuditEvent, Version
 from registry.repos import services as repos
+
+MAX_ID = 2**31 - 1  # ids and sizes are 32-bit integers in the database
 
 AUDIT_QUERY: dict[str, dict[str, Any]] = {
     "actor": {"type": "string", "description": "email or user id"},
@@ -26,7 +33,7 @@ AUDIT_QUERY: dict[str, dict[str, Any]] = {
     "action": {"type": "string", "description": "a tag (version:download) or prefix (version:)"},
     "since": {"type": "string", "format": "date-time"},
     "until": {"type": "string", "format": "date-time"},
-    "after": {"type": "integer", "description": "continue after this sequence number"},
+    "after": {"type": "integer", "description": "continue after this event id (next_after)"},
     "limit": {"type": "integer"},
     "format": {"enum": ["json", "csv"]},
 }
@@ -62,11 +69,17 @@ def _event_filter() -> EventFilter:
             select(Version.id).where(Version.commit == request.args["version"])
         )
         version_id = version_id if version_id is not None else -1
+    action = request.args.get("action") or None
+    if action is not None:
+        try:
+            check_filter(action)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
     return EventFilter(
         actor=request.args.get("actor") or None,
         model_id=model_id,
         version_id=version_id,
-        action=request.args.get("action") or None,
+        action=action,
         since=_time_arg("since"),
         until=_time_arg("until"),
     )
@@ -75,7 +88,7 @@ def _event_filter() -> EventFilter:
 @bp.get("/audit")
 @requires("audit:read")
 @document(
-    "Audit events in chain order, filtered (registry admins)",
+    "Audit events in recorded order, sealed and pending, filtered (registry admins)",
     query=AUDIT_QUERY,
     also_produces=("text/csv",),
 )
@@ -84,29 +97,113 @@ def audit_events() -> Response:
     fmt = _format_arg()
     limit = int_arg("limit", 100 if fmt == "json" else 10_000, minimum=1, maximum=100_000)
     after = int_arg("after", 0, minimum=0, maximum=2**62)
-    events = list_events(g.db, filters, limit=limit, after_seq=after)
+    events = list_events(g.db, filters, limit=limit, after_id=after)
     if fmt == "csv":
         response = Response("".join(events_csv(events)), mimetype="text/csv")
         response.headers["Content-Disposition"] = 'attachment; filename="audit.csv"'
         return response
-    next_after = events[-1].seq if len(events) == limit else None
+    next_after = events[-1].id if len(events) == limit else None
     return jsonify({"events": [event_dict(e) for e in events], "next_after": next_after})
 
 
 @bp.get("/audit/verify")
 @requires("audit:read")
-@document("Check the audit hash chain; lists every edited, inserted or deleted event")
+@document("Check the audit log against every signed checkpoint; names what no longer matches")
 def audit_verify() -> Response:
-    problems = verify_chain(g.db)
+    report = verify_log(g.db, current_registry().settings)
+    first = report.first_mismatch
     return jsonify(
         {
-            "ok": not problems,
+            "ok": not report.problems,
+            "sealed": report.sealed,
+            "pending": report.pending,
+            "checkpoints": report.checkpoints,
+            "first_mismatch": str(first) if first else None,
             "problems": [
                 {"seq": p.seq, "event_id": p.event_id, "problem": p.problem, "text": str(p)}
-                for p in problems
+                for p in report.problems
             ],
         }
     )
+
+
+CHECKPOINT = {
+    "type": "object",
+    "properties": {
+        "size": {"type": "integer"},
+        "root": {"type": "string"},
+        "time": {"type": "string"},
+        "key_id": {"type": "string"},
+        "body": {"type": "string", "description": "the exact signed text"},
+        "signature": {"type": "string", "description": "base64 Ed25519 over body"},
+        "algorithm": {"const": "ed25519"},
+    },
+}
+
+
+@bp.get("/audit/checkpoints")
+@requires("public")
+@document(
+    "Signed checkpoints (Merkle tree heads) of the audit log, oldest first",
+    query={"after": {"type": "integer"}, "limit": {"type": "integer"}},
+)
+def audit_checkpoints() -> Response:
+    after = int_arg("after", 0, minimum=0, maximum=MAX_ID)
+    limit = int_arg("limit", 100, minimum=1, maximum=1000)
+    rows = proofs.list_checkpoints(g.db, after=after, limit=limit)
+    return jsonify(
+        {
+            "checkpoints": [checkpoint_record(row) for row in rows],
+            "next_after": rows[-1].size if len(rows) == limit else None,
+        }
+    )
+
+
+@bp.get("/audit/checkpoints/latest")
+@requires("public")
+@document("The newest signed checkpoint of the audit log", response=CHECKPOINT)
+def audit_latest_checkpoint() -> Response:
+    return jsonify(checkpoint_record(proofs.checkpoint(g.db)))
+
+
+@bp.get("/audit/checkpoints/<int:size>")
+@requires("public")
+@document("The signed checkpoint covering exactly the first SIZE events", response=CHECKPOINT)
+def audit_checkpoint(size: int) -> Response:
+    if size > MAX_ID:
+        raise NotFound(f"No audit checkpoint covers exactly {size} events")
+    return jsonify(checkpoint_record(proofs.checkpoint(g.db, size)))
+
+
+@bp.get("/audit/consistency")
+@requires("public")
+@document(
+    "Proof that the log of `from` events is a prefix of checkpoint `to` (default: newest)",
+    query={"from": {"type": "integer"}, "to": {"type": "integer"}},
+)
+def audit_consistency() -> Response:
+    if "from" not in request.args:
+        raise BadRequest("Query parameter 'from' (the size of the checkpoint you hold) is required")
+    old = int_arg("from", 0, minimum=1, maximum=MAX_ID)
+    new = int_arg("to", 0, minimum=1, maximum=MAX_ID) if "to" in request.args else None
+    return jsonify(proofs.consistency(g.db, old, new))
+
+
+@bp.get("/audit/events/<int:event_id>/proof")
+@requires("audit:receipt", deferred=True)
+@document(
+    "A receipt: the event, its Merkle leaf and its inclusion proof against a signed checkpoint",
+    query={"checkpoint": {"type": "integer", "description": "a checkpoint size (default newest)"}},
+)
+def audit_event_proof(event_id: int) -> Response:
+    event = g.db.get(AuditEvent, event_id) if event_id <= MAX_ID else None
+    authorize(event)
+    if event is None:
+        raise NotFound(f"No audit event {event_id}")
+    size = None
+    if "checkpoint" in request.args:
+        size = int_arg("checkpoint", 0, minimum=1, maximum=MAX_ID)
+    return jsonify(proofs.inclusion(g.db, event, size))
 
 
 @bp.get("/models/<namespace>/<name>/versions/<revision>/downloads")

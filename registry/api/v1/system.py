@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, jsonify
-from sqlalchemy import text
+from flask import Response, current_app, jsonify
 
 from registry.access.seam import requires
 from registry.api.openapi import build_openapi, document
 from registry.api.v1.blueprint import bp
 from registry.context import current_registry
+from registry.health import check_backends
 
 
 @bp.get("/health")
 @requires("public")
-@document("Liveness and readiness: database and blob storage", response={"type": "object"})
+@document(
+    "Liveness and readiness within 2 s: each backend, and which one is failing (503)",
+    response={"type": "object"},
+)
 def health() -> Response:
-    g.db.execute(text("SELECT 1"))
-    current_registry().blobs.check_health()
-    return jsonify({"status": "ok"})
+    backends = check_backends(current_registry())
+    failing = [b.name for b in backends if not b.ok]
+    response = jsonify(
+        {
+            "status": "failing" if failing else "ok",
+            "failing": failing,
+            "backends": {b.name: b.to_dict() for b in backends},
+        }
+    )
+    if failing:
+        response.status_code = 503
+        response.headers["X-Error-Code"] = "ServiceUnavailable"
+        response.headers["X-Error-Message"] = "failing: " + ", ".join(
+            f"{b.name} ({b.detail})" for b in backends if not b.ok
+        )
+    return response
 
 
 @bp.get("/ping")

@@ -1,0 +1,165 @@
+"""The audit log is off the request path: with S3 hung (a loopback proxy that accepts and
+never answers) and the registry-wide publishing lock held, audited downloads (answered from
+the database and a locally signed URL) and logins on a second server process keep
+completing; health names the failing backend within 2 s; and a commit makes no storage call
+while it holds that lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from flask import g, has_request_context
+from sqlalchemy import text
+
+from registry.context import build_registry
+from registry.storage.s3 import S3BlobStore
+from tests.conftest import make_settings
+from tests.fixtures.faults import CuttableProxy
+from tests.fixtures.principals import PASSWORD, People
+from tests.fixtures.repos import publish_folder
+from tests.fixtures.s3 import DUMMY_AWS_ENV, s3_url
+from tests.registry.audit_helpers import seal, sealed_events
+from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
+
+FILE = "unet/diffusion_pytorch_model.safetensors"
+HOLD_LOCK = "UPDATE audit_head SET seq = seq WHERE id = 1"  # what serialize_writes runs
+
+
+@pytest.fixture
+def hung_s3(s3_endpoint: str):
+    proxy = CuttableProxy("127.0.0.1", int(s3_endpoint.rsplit(":", 1)[1]))
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_with_s3_hung_and_the_lock_held_downloads_and_logins_keep_completing(
+    database_url, tmp_path: Path, hung_s3: CuttableProxy, start_server, tiny_model_dir
+) -> None:
+    storage = s3_url(f"http://127.0.0.1:{hung_s3.port}", f"hung-{uuid.uuid4().hex[:12]}")
+    S3BlobStore.from_url(storage).ensure_bucket()
+    registry = build_registry(make_settings(database_url, tmp_path, storage_url=storage))
+    gated = publish_folder(registry, "demo/gated", tiny_model_dir, tier="credentialed")
+    people = People(registry)
+    reader = people.token(people.researcher("res@example.org"), "read")
+    people.user("login@example.org")
+    publisher = make_token(registry, make_user(registry, "pub@demo.org", institution="demo"))
+    env = {"REGISTRY_STORAGE_URL": storage, **DUMMY_AWS_ENV}
+    first, second = start_server(**env), start_server(**env)
+
+    # A publish on the first process, its bytes uploaded while S3 still answered.
+    uploads = UploadApi(publisher, url=first.url)
+    files = folder_files(tiny_model_dir)
+    opened = uploads.open("demo/next", files, tier="open", tag="v1")
+    assert opened.status == 201, opened.body
+    uploads.send_all(opened.body, files)
+
+    hung_s3.hang()
+    committed: list[Any] = []
+    commit = threading.Thread(
+        target=lambda: committed.append(uploads.commit(opened.body["id"])), daemon=True
+    )
+    commit.start()
+    url = f"{second.url}/{gated.repo_id}/resolve/main/{FILE}"
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
+    downloads, logins = [], []
+    with psycopg.connect(dsn) as holder:
+        holder.execute(HOLD_LOCK)  # held for the whole window, as a slow publish would
+        start = time.monotonic()
+        health = requests.get(f"{second.url}/api/v1/health", timeout=10)
+        health_seconds = time.monotonic() - start
+        while time.monotonic() - start < 8:
+            began = time.monotonic()
+            answer = requests.get(
+                url, headers={"Authorization": f"Bearer {reader}"}, allow_redirects=False,
+                timeout=10,
+            )  # fmt: skip
+            downloads.append((answer.status_code, time.monotonic() - began))
+            if len(downloads) % 4 == 0:
+                began = time.monotonic()
+                login = requests.post(
+                    f"{second.url}/api/v1/login",
+                    json={"email": "login@example.org", "password": PASSWORD},
+                    timeout=10,
+                )
+                logins.append((login.status_code, time.monotonic() - began))
+        holder.rollback()
+    hung_s3.restore()
+
+    assert health.status_code == 503 and health_seconds < 2.0, (health_seconds, health.text)
+    assert health.json()["failing"] == ["storage"]
+    assert health.json()["backends"]["database"]["ok"] is True
+    assert "storage" in health.headers["X-Error-Message"]
+    assert len(downloads) >= 8 and {status for status, _ in downloads} == {302}
+    assert max(seconds for _, seconds in downloads) < 3.0, downloads
+    assert logins and {status for status, _ in logins} == {200}
+    assert max(seconds for _, seconds in logins) < 5.0, logins
+
+    commit.join(timeout=120)
+    assert committed and committed[0].status in (200, 503), committed
+    seal(registry)
+    recorded = [e for e in sealed_events(registry) if e.tag == "version:download"]
+    assert len(recorded) == len(downloads)
+    registry.engine.dispose()
+
+
+class LockWatch:
+    """The real blob store, noting each call made while the request's transaction holds
+    the registry-wide lock (a row lock on ``audit_head``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.under_lock: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if has_request_context() and g.get("db") is not None and _holds_lock(g.db):
+                self.under_lock.append(name)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def _holds_lock(db: Any) -> bool:
+    return bool(
+        db.execute(
+            text(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'audit_head' AND l.pid = pg_backend_pid() "
+                "AND l.mode = 'RowExclusiveLock'"
+            )
+        ).scalar()
+    )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("review", [False, True])
+def test_a_commit_makes_no_storage_call_while_holding_the_lock(
+    database_url, tmp_path: Path, s3_storage_url: str, tiny_model_dir, review: bool
+) -> None:
+    from registry.app import create_app
+
+    app = create_app(settings=make_settings(database_url, tmp_path, storage_url=s3_storage_url))
+    registry = app.extensions["registry"]
+    watch = LockWatch(registry.blobs)
+    registry.blobs = watch
+    token = make_token(registry, make_user(registry, "pub@demo.org", institution="demo"))
+    uploads = UploadApi(token, client=app.test_client())
+    reply = uploads.publish(
+        "demo/watched", folder_files(tiny_model_dir), tier="credentialed" if review else "open"
+    )
+    assert reply.status == 200, reply.body
+    assert reply.body["state"] == ("in-review" if review else "published")
+    assert watch.under_lock == []
+    registry.engine.dispose()

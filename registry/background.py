@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from registry.context import Registry
+from registry.mail.worker import deliver_due
+from registry.notifications.scheduled import run_scheduled
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,10 @@ class Task:
 
 
 # One line per task; each part of the registry that needs one adds it here.
-TASKS: list[Task] = []
+TASKS: list[Task] = [
+    Task("mail", 3.0, deliver_due),  # the outbox: mail and webhook deliveries
+    Task("notifications", 600.0, run_scheduled),  # expiry warnings, reviewer digests
+]
 
 
 class Runner:

@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.principals",
     "tests.fixtures.faults",
+    "tests.fixtures.mail",
 ]
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -6,7 +6,7 @@ from flask import Response, g, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.accounts import institutions, services, sessions, tokens
+from registry.accounts import institutions, services, sessions, tokens, verification
 from registry.accounts.validation import MAX_ID
 from registry.api.bodies import json_object
 from registry.api.openapi import OBJECT, document
@@ -24,6 +24,7 @@ from registry.api.v1.serializers import (
 from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
 from registry.errors import BadRequest, NotFound, Unauthorized
+from registry.mail.site import Site
 from registry.models import ApiToken, User
 from registry.ratelimit import rate_limited
 
@@ -48,6 +49,13 @@ def register() -> tuple[Response, int]:
         password=body.get("password", ""),
         display_name=body.get("display_name", ""),
         accept_terms=body.get("accept_terms", False),
+        now=registry.now(),
+    )
+    verification.send_verification(
+        g.db,
+        user,
+        Site.of(registry.settings),
+        secret_key=registry.settings.secret_key,
         now=registry.now(),
     )
     return jsonify(user_dict(user)), 201
@@ -108,6 +116,7 @@ def me() -> Response:
 
 @bp.post("/me/password")
 @requires("account:write")
+@rate_limited("password")
 @document("Change your password (ends your other web sessions)", body=OBJECT, response=USER_SCHEMA)
 def change_password() -> Response:
     body = json_object()

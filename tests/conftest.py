@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.principals",
     "tests.fixtures.faults",
     "tests.fixtures.mail",
+    "tests.fixtures.webhooks",
 ]
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -37,7 +37,9 @@ def normalize_email(raw: str) -> str:
     if len(address) > MAX_LENGTH or not EMAIL_RE.match(address):
         raise AddressRefused("is not a valid email address")
     local, domain = address.rsplit("@", 1)
-    for part, label in ((local, "local part"), (_unicode_domain(domain), "domain")):
+    # Each domain label is checked alone: "例え.jp" is fine, "exаmple.org" is not.
+    parts = [(local, "local part")] + [(p, "domain") for p in _unicode_domain(domain).split(".")]
+    for part, label in parts:
         scripts = _scripts(part)
         if len(scripts) > 1:
             raise AddressRefused(

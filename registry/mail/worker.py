@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import time
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime
 from urllib.parse import urlparse
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # Wait after the 1st, 2nd, ... failed attempt; after the last one the message is failed.
 BACKOFF = tuple(dt.timedelta(minutes=m) for m in (0.5, 2, 10, 30, 60, 120, 240, 480))
 MAX_ATTEMPTS = len(BACKOFF) + 1
+SMTP_POLICY = SMTP.clone(max_line_length=998)
 LEASE = dt.timedelta(minutes=5)
 BATCH = 20
 # The background thread must return promptly: stop starting deliveries after this long.
@@ -117,7 +119,8 @@ def _body(registry: Registry, message: OutboxMessage) -> str:
 
 def compose(message: OutboxMessage, settings: Settings, *, body: str) -> EmailMessage:
     """The mail as it goes out; its Message-ID is the same on every attempt."""
-    mail = EmailMessage()
+    # Long subjects stay on one line (folding right after "Subject:" shows as a leading space).
+    mail = EmailMessage(policy=SMTP_POLICY)
     domain = urlparse(settings.public_url).hostname or "localhost"
     mail["From"] = settings.mail_from
     mail["To"] = message.recipient

@@ -62,7 +62,8 @@ def kind_of(address: IPAddress) -> str | None:
     """Why ``address`` is internal ("loopback", "private", ...), or ``None`` if public."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    for name in ("loopback", "private", "link_local", "multicast", "unspecified", "reserved"):
+    # The most specific name first: link-local and 0.0.0.0 are inside "private" ranges too.
+    for name in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(address, f"is_{name}"):
             return name.replace("_", "-")
     return None if address.is_global else "not globally routable"

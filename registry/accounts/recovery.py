@@ -13,6 +13,7 @@ from registry.accounts.passwords import hash_password, password_problems
 from registry.accounts.services import find_user_by_email
 from registry.accounts.validation import Problems
 from registry.audit.services import record_event
+from registry.config import Settings
 from registry.mail.outbox import enqueue_mail
 from registry.mail.site import Site
 from registry.models import User
@@ -27,7 +28,7 @@ ANSWER = (
 )
 
 
-def request_reset(db: Session, email: str, site: Site, *, secret_key: str, now: dt.datetime) -> str:
+def request_reset(db: Session, email: str, settings: Settings, *, now: dt.datetime) -> str:
     """Mail a reset link if the address has an account; always the same ``ANSWER``."""
     try:
         address = normalize_email(email if isinstance(email, str) else "")
@@ -52,7 +53,8 @@ def request_reset(db: Session, email: str, site: Site, *, secret_key: str, now: 
             now=now,
         )
         return ANSWER
-    link = issue_link(db, user, "reset", email=user.email, secret_key=secret_key, now=now)
+    site = Site.of(settings)
+    link = issue_link(db, user, "reset", email=user.email, secret_key=settings.secret_key, now=now)
     enqueue_mail(
         db,
         site,
@@ -82,9 +84,10 @@ def request_reset(db: Session, email: str, site: Site, *, secret_key: str, now: 
 
 
 def reset_password(
-    db: Session, token: str, new_password: str, site: Site, *, now: dt.datetime
+    db: Session, token: str, new_password: str, settings: Settings, *, now: dt.datetime
 ) -> User:
     """Set the password from a reset link; every session of the account ends."""
+    site = Site.of(settings)
     link = open_link(db, token, "reset", again=f"ask for a new one at {FORGOT_PATH}", now=now)
     user = link.user
     problems = Problems()

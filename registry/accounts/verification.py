@@ -14,6 +14,7 @@ from registry.accounts.passwords import verify_password
 from registry.accounts.services import find_user_by_email
 from registry.accounts.validation import Problems
 from registry.audit.services import record_event
+from registry.config import Settings
 from registry.errors import Conflict, Forbidden, TooManyRequests
 from registry.mail.outbox import enqueue_mail
 from registry.mail.site import Site
@@ -35,13 +36,14 @@ def _rate_limit(db: Session, user: User, purpose: str, now: dt.datetime) -> None
 
 
 def send_verification(
-    db: Session, user: User, site: Site, *, secret_key: str, now: dt.datetime
+    db: Session, user: User, settings: Settings, *, now: dt.datetime
 ) -> EmailLink:
     """Mail ``user`` a link that proves their address (refused once it is verified)."""
+    site = Site.of(settings)
     if user.email_verified_at is not None:
         raise Conflict(f"{user.email} is already verified.")
     _rate_limit(db, user, "verify", now)
-    link = issue_link(db, user, "verify", email=user.email, secret_key=secret_key, now=now)
+    link = issue_link(db, user, "verify", email=user.email, secret_key=settings.secret_key, now=now)
     hours = int((link.expires_at - now).total_seconds() // 3600)
     enqueue_mail(
         db,
@@ -101,15 +103,15 @@ def mark_verified(db: Session, user: User, *, actor: User | None, now: dt.dateti
 def request_email_change(
     db: Session,
     user: User,
-    site: Site,
+    settings: Settings,
     *,
     new_email: str,
     password: str,
-    secret_key: str,
     now: dt.datetime,
 ) -> EmailLink:
     """Mail a confirmation link to the new address and tell the old one; nothing changes
     until the link is opened."""
+    site = Site.of(settings)
     problems = Problems()
     address = problems.email("email", new_email)
     problems.raise_if_any("Cannot change the address")
@@ -120,7 +122,9 @@ def request_email_change(
     if find_user_by_email(db, address) is not None:
         raise Conflict(f"{address} already belongs to another account.")
     _rate_limit(db, user, "change-email", now)
-    link = issue_link(db, user, "change-email", email=address, secret_key=secret_key, now=now)
+    link = issue_link(
+        db, user, "change-email", email=address, secret_key=settings.secret_key, now=now
+    )
     enqueue_mail(
         db,
         site,

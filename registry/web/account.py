@@ -10,7 +10,6 @@ from registry.accounts import services as accounts
 from registry.accounts import sessions, tokens, verification
 from registry.context import current_registry
 from registry.errors import NotFound, RegistryError
-from registry.mail.site import Site
 from registry.models import ApiToken
 from registry.ratelimit import rate_limited
 from registry.web.blueprint import bp
@@ -67,13 +66,7 @@ def register() -> Page:
         page = render_template("account/register.html", values=values, errors=errors)
         return page, error.status
     registry = current_registry()
-    verification.send_verification(
-        g.db,
-        user,
-        Site.of(registry.settings),
-        secret_key=registry.settings.secret_key,
-        now=registry.now(),
-    )
+    verification.send_verification(g.db, user, registry.settings, now=registry.now())
     sessions.login_session(user, now=registry.now())
     flash(
         f"Welcome! We sent a link to {user.email}: open it to verify your address. Then apply "

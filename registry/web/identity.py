@@ -11,16 +11,11 @@ from registry.accounts import recovery, sessions, verification
 from registry.accounts.links import LinkInvalid, open_link
 from registry.context import current_registry
 from registry.errors import RegistryError
-from registry.mail.site import Site
 from registry.ratelimit import rate_limited
 from registry.web.blueprint import bp
 from registry.web.forms import form_errors, form_values, text_field
 
 Page = str | Response | tuple[str, int]
-
-
-def _site() -> Site:
-    return Site.of(current_registry().settings)
 
 
 @bp.get("/account/verify")
@@ -37,9 +32,7 @@ def resend_verification() -> Page:
     user = current_principal().user
     registry = current_registry()
     try:
-        link = verification.send_verification(
-            g.db, user, _site(), secret_key=registry.settings.secret_key, now=registry.now()
-        )
+        link = verification.send_verification(g.db, user, registry.settings, now=registry.now())
     except RegistryError as error:
         flash(error.message, "error")
         return redirect(url_for("web.verify_status"))
@@ -79,11 +72,7 @@ def forgot_password() -> Page:
         return render_template("account/forgot.html", values={}, sent="")
     registry = current_registry()
     answer = recovery.request_reset(
-        g.db,
-        text_field("email", 320),
-        _site(),
-        secret_key=registry.settings.secret_key,
-        now=registry.now(),
+        g.db, text_field("email", 320), registry.settings, now=registry.now()
     )
     return render_template("account/forgot.html", values=form_values("email"), sent=answer)
 
@@ -95,8 +84,9 @@ def reset_password(token: str) -> Page:
     if request.method == "GET":
         return _link_page("account/reset.html", token, "reset", "ask for a new one")
     try:
+        registry = current_registry()
         user = recovery.reset_password(
-            g.db, token, text_field("new_password", 1024), _site(), now=current_registry().now()
+            g.db, token, text_field("new_password", 1024), registry.settings, now=registry.now()
         )
     except RegistryError as error:
         page = render_template(
@@ -124,10 +114,9 @@ def change_email() -> Page:
         link = verification.request_email_change(
             g.db,
             user,
-            _site(),
+            registry.settings,
             new_email=text_field("email", 320),
             password=text_field("password", 1024),
-            secret_key=registry.settings.secret_key,
             now=registry.now(),
         )
     except RegistryError as error:

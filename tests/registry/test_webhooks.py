@@ -3,6 +3,7 @@ backoff, logged, and never aimed at internal addresses unless a registry admin a
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 
@@ -244,3 +245,46 @@ def test_a_deleted_hook_gets_nothing_and_keeps_its_log(
         api("POST", f"/api/v1/webhooks/{hook['id']}/test", token=staff["head"]).status_code == 409
     )
     assert api("GET", "/api/v1/webhooks", token=staff["head"]).json == []
+
+
+def test_every_event_reaches_a_hook_subscribed_to_it(
+    api, registry, people, staff, receiver, tiny_model_dir
+) -> None:
+    from registry.notifications.scheduled import run_scheduled
+    from registry.webhooks.events import EVENTS
+
+    hook = _hook(api, staff, receiver, institution=None, events=EVENTS)
+    repo = publish_folder(registry, "hosp/cxr-cr", tiny_model_dir, tier="contributor-review")
+    made = api(
+        "POST", f"/api/v1/models/{repo.repo_id}/access-requests", token=staff["rita"], json={}
+    )
+    api(
+        "POST", f"/api/v1/access-requests/{made.json['id']}/decision", token=staff["head"],
+        json={"decision": "accept"},
+    )  # fmt: skip
+    pub = people.token(people.user("pub@hosp.org", institution="hosp", role="publisher"))
+    withdrawn = api(
+        "POST", f"/api/v1/models/{repo.repo_id}/versions/{repo.commit}/withdraw", token=pub,
+        json={"reason": "Superseded."},
+    )  # fmt: skip
+    assert withdrawn.status_code == 200, withdrawn.json
+    newcomer = people.token(people.user("new@uni.example"))
+    application = api(
+        "POST", "/api/v1/credentials", token=newcomer,
+        json={"full_name": "N", "affiliation": "U", "reference_name": "P",
+              "reference_email": "p@uni.example", "research_summary": "S"},
+    )  # fmt: skip
+    api(
+        "POST", f"/api/v1/credentials/{application.json['id']}/decision", token=staff["root"],
+        json={"decision": "reject", "reason": "No reference."},
+    )  # fmt: skip
+    people.user("soon@uni.example", training_until=registry.now() + dt.timedelta(days=5))
+    run_scheduled(registry)
+    run_scheduled(registry)
+    deliver_due(registry)
+    seen = sorted(json.loads(body)["event"] for _, body in receiver.requests)
+    assert seen == sorted(EVENTS)  # each event once
+    assert all(
+        hmac.compare_digest(h["X-Registry-Signature-256"], expected_signature(hook["secret"], b))
+        for h, b in receiver.requests
+    )

@@ -24,7 +24,6 @@ from registry.api.v1.serializers import (
 from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
 from registry.errors import BadRequest, NotFound, Unauthorized
-from registry.mail.site import Site
 from registry.models import ApiToken, User
 from registry.ratelimit import rate_limited
 
@@ -51,13 +50,7 @@ def register() -> tuple[Response, int]:
         accept_terms=body.get("accept_terms", False),
         now=registry.now(),
     )
-    verification.send_verification(
-        g.db,
-        user,
-        Site.of(registry.settings),
-        secret_key=registry.settings.secret_key,
-        now=registry.now(),
-    )
+    verification.send_verification(g.db, user, registry.settings, now=registry.now())
     return jsonify(user_dict(user)), 201
 
 

@@ -12,7 +12,6 @@ from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import USER_SCHEMA, iso, user_dict
 from registry.context import current_registry
 from registry.errors import Unauthorized
-from registry.mail.site import Site
 from registry.models import User
 from registry.ratelimit import rate_limited
 
@@ -35,10 +34,6 @@ def signed_in_user() -> User:
     return user
 
 
-def _site() -> Site:
-    return Site.of(current_registry().settings)
-
-
 @bp.post("/me/verify-email")
 @requires("account:write")
 @rate_limited("verify")
@@ -46,9 +41,7 @@ def _site() -> Site:
 def resend_verification() -> tuple[Response, int]:
     user = signed_in_user()
     registry = current_registry()
-    link = verification.send_verification(
-        g.db, user, _site(), secret_key=registry.settings.secret_key, now=registry.now()
-    )
+    link = verification.send_verification(g.db, user, registry.settings, now=registry.now())
     return jsonify({"sent_to": link.email, "expires_at": iso(link.expires_at)}), 202
 
 
@@ -79,14 +72,14 @@ def verify_email() -> Response:
 )
 def change_email() -> tuple[Response, int]:
     body = json_object()
+    registry = current_registry()
     link = verification.request_email_change(
         g.db,
         signed_in_user(),
-        _site(),
+        registry.settings,
         new_email=body.get("email", ""),
         password=body.get("password", ""),
-        secret_key=current_registry().settings.secret_key,
-        now=current_registry().now(),
+        now=registry.now(),
     )
     return jsonify({"sent_to": link.email, "expires_at": iso(link.expires_at)}), 202
 
@@ -120,11 +113,7 @@ def forgot_password() -> tuple[Response, int]:
     body = json_object()
     registry = current_registry()
     answer = recovery.request_reset(
-        g.db,
-        body.get("email", ""),
-        _site(),
-        secret_key=registry.settings.secret_key,
-        now=registry.now(),
+        g.db, body.get("email", ""), registry.settings, now=registry.now()
     )
     return jsonify({"message": answer}), 202
 
@@ -143,11 +132,9 @@ def forgot_password() -> tuple[Response, int]:
 )
 def reset_password() -> Response:
     body = json_object()
+    registry = current_registry()
     user = recovery.reset_password(
-        g.db,
-        body.get("token", ""),
-        body.get("new_password", ""),
-        _site(),
-        now=current_registry().now(),
-    )
+        g.db, body.get("token", ""), body.get("new_password", ""), registry.settings,
+        now=registry.now(),
+    )  # fmt: skip
     return jsonify({**user_dict(user), "note": "Every session of this account ended; log in."})

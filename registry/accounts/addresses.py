@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 MAX_LENGTH = 320
 # Control, format (zero-width, bidi marks and overrides), separators, private use, unassigned.
 REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"}
@@ -34,7 +34,7 @@ def normalize_email(raw: str) -> str:
                 f"({unicodedata.name(char, 'unnamed')}); type the address again"
             )
     address = address.lower()
-    if len(address) > MAX_LENGTH or not EMAIL_RE.match(address):
+    if len(address) > MAX_LENGTH or not EMAIL_RE.fullmatch(address):
         raise AddressRefused("is not a valid email address")
     local, domain = address.rsplit("@", 1)
     # Each domain label is checked alone: "例え.jp" is fine, "exаmple.org" is not.

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 from registry.audit.sealer import background_seal
 from registry.context import Registry
+from registry.mail.worker import deliver_due
+from registry.notifications.scheduled import run_scheduled
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class Task:
 # One line per task; each part of the registry that needs one adds it here.
 TASKS: list[Task] = [
     Task("audit-seal", 0.5, background_seal),
+    Task("mail", 3.0, deliver_due),  # the outbox: mail and webhook deliveries
+    Task("notifications", 600.0, run_scheduled),  # expiry warnings, reviewer digests
 ]
 
 

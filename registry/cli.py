@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from registry import background, migrate
-from registry.accounts.commands import create_admin
+from registry.accounts.commands import check_addresses, create_admin
 from registry.app import create_app
 from registry.audit.commands import audit
 from registry.commands import load_settings, open_registry
@@ -18,6 +18,7 @@ from registry.config import ConfigError
 from registry.context import EXTENSION
 from registry.demo import seed_demo
 from registry.errors import RegistryError
+from registry.mail.commands import mail
 from registry.publishing.commands import fsck, gc, keys
 from registry.publishing.signing import load_signer
 from registry.repos.importer import import_folder
@@ -142,10 +143,12 @@ def seed_demo_command() -> None:
 
 
 main.add_command(create_admin)
+main.add_command(check_addresses)
 main.add_command(audit)
 main.add_command(keys)
 main.add_command(gc)
 main.add_command(fsck)
+main.add_command(mail)
 
 
 def run() -> None:  # pragma: no cover - console entry

@@ -41,6 +41,15 @@ class Settings:
     # Number of reverse proxies in front of the registry whose X-Forwarded-* headers are
     # trusted (for client IPs in the audit log and https URLs); 0 when exposed directly.
     trusted_proxies: int = 0
+    # Outgoing mail: smtp://host:port or smtps://user:pass@host:465 (?starttls=true for
+    # STARTTLS); empty writes .eml files to <instance>/outbox/ instead (registry.mail).
+    smtp_url: str = ""
+    mail_from: str = "RoentGen Registry <registry@localhost>"
+    # The registry's name in every mail and webhook payload.
+    site_name: str = "RoentGen Registry"
+    # Let every webhook reach loopback and private addresses (otherwise only hooks a
+    # registry admin allowed may).
+    webhook_allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -90,6 +99,17 @@ class Settings:
         if self.token_default_days > self.token_max_days:
             raise ConfigError(
                 "REGISTRY_TOKEN_DEFAULT_DAYS: must not exceed REGISTRY_TOKEN_MAX_DAYS"
+            )
+        if self.smtp_url and urlparse(self.smtp_url).scheme not in {"smtp", "smtps"}:
+            raise ConfigError(
+                # Never echo the URL: it may carry the SMTP password.
+                f"REGISTRY_SMTP_URL: unsupported scheme {urlparse(self.smtp_url).scheme!r}; use "
+                "smtp://HOST:PORT or smtps://USER:PASSWORD@HOST:465"
+            )
+        if "@" not in self.mail_from:
+            raise ConfigError(
+                f"REGISTRY_MAIL_FROM: {self.mail_from!r} has no address; use "
+                "'Registry <registry@example.org>'"
             )
         if not self.policies_path.is_dir():
             raise ConfigError(f"REGISTRY_POLICIES_PATH: {self.policies_path} is not a folder")

@@ -20,6 +20,7 @@ from registry.access.engine import PolicyEngine
 from registry.audit.events import RequestInfo
 from registry.config import Settings
 from registry.db import make_engine, make_sessionmaker, utcnow
+from registry.notifications import dispatch
 from registry.storage import BlobStore, open_blob_store
 
 EXTENSION = "registry"
@@ -43,10 +44,12 @@ class Registry:
 def build_registry(settings: Settings) -> Registry:
     """Engine, blob store and policy for ``settings`` (the app factory and the CLI)."""
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    dispatch.install(sessions, settings)  # commits queue the mail and webhooks they imply
     return Registry(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         blobs=open_blob_store(settings.storage_url, instance_path=settings.instance_path),
         policy=PolicyEngine.load(settings.policies_path),
     )

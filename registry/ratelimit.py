@@ -23,11 +23,19 @@ LIMITS: dict[str, tuple[str, str]] = {
     "login": ("10 per minute;100 per hour", "Too many login attempts; wait a minute and retry."),
     "register": ("5 per hour;20 per day", "Too many registrations from your address; retry later."),
     "token": ("20 per hour", "Too many tokens created; wait and retry, or reuse a token."),
+    "password": ("10 per hour", "Too many password attempts; wait an hour and retry."),
+    "reset": ("10 per hour", "Too many password reset requests from your address; retry later."),
+    "verify": ("10 per hour", "Too many verification links asked for; use the newest one."),
 }
 
 
 # Views limited by endpoint name, for pages that do not carry the decorator themselves.
-ENDPOINT_LIMITS = {"web.login": "login", "web.register": "register", "web.create_token": "token"}
+ENDPOINT_LIMITS = {
+    "web.login": "login",
+    "web.register": "register",
+    "web.create_token": "token",
+    "web.password": "password",
+}
 
 
 def rate_limited(name: str) -> Callable[[F], F]:

@@ -23,6 +23,8 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.principals",
     "tests.fixtures.faults",
+    "tests.fixtures.mail",
+    "tests.fixtures.webhooks",
 ]
 
 POSTGRES_ADMIN_URL = os.environ.get(

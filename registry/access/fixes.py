@@ -8,6 +8,7 @@ TERMS = "/account/terms"
 CREDENTIALS = "/account/credentials"
 TRAININGS = "/account/trainings"
 TOKENS = "/account/tokens"
+VERIFY_EMAIL = "/account/verify"
 
 
 def dua_url(dua_id: str) -> str:

@@ -18,8 +18,17 @@ from registry.config import ConfigError
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}$")
 PLAIN_REQUIREMENTS = frozenset(
-    {"authenticated", "terms-accepted", "credentialed", "dua-signed", "access-request-accepted"}
+    {
+        "authenticated",
+        "email-verified",
+        "terms-accepted",
+        "credentialed",
+        "dua-signed",
+        "access-request-accepted",
+    }
 )
+# Every tier above open needs a proven address, whether or not its file says so.
+IMPLIED_REQUIREMENT = "email-verified"
 TOP_KEYS = {"trainings", "duas", "tiers"}
 TRAINING_KEYS = {"title", "valid_days", "description"}
 DUA_KEYS = {"title", "text", "url"}
@@ -205,7 +214,9 @@ def _tiers(
                 raise PolicyError(file, f"{key}.extends", "tiers extend each other in a cycle")
             parent = resolve(base, (*chain, name))
         own = _requirements(file, key, body.get("require"), trainings, duas)
-        requires = tuple(dict.fromkeys([*(parent.requires if parent else ()), *own]))
+        requires = _with_verified_email(
+            tuple(dict.fromkeys([*(parent.requires if parent else ()), *own]))
+        )
         dua = body.get("dua", parent.dua if parent else None)
         if dua is not None and dua not in duas:
             raise PolicyError(file, f"{key}.dua", f"unknown DUA {dua!r} (declared: {sorted(duas)})")
@@ -227,6 +238,14 @@ def _tiers(
     for name in bodies:
         resolve(name, ())
     return {name: resolved[name] for name in bodies}
+
+
+def _with_verified_email(requires: tuple[str, ...]) -> tuple[str, ...]:
+    """``requires`` with ``email-verified`` (after ``authenticated``) unless it is empty."""
+    if not requires or IMPLIED_REQUIREMENT in requires:
+        return requires
+    at = requires.index("authenticated") + 1 if "authenticated" in requires else 0
+    return (*requires[:at], IMPLIED_REQUIREMENT, *requires[at:])
 
 
 def _requirements(

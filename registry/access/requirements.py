@@ -12,16 +12,18 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from registry.access import fixes
 from registry.access.decision import Missing
 from registry.access.policy import PolicySet, TierSpec
+from registry.errors import Conflict
 from registry.models import (
     AccessRequest,
     CredentialApplication,
     DuaSignature,
+    EmailLink,
     Model,
     Training,
     User,
@@ -40,11 +42,46 @@ def model_dua(policies: PolicySet, model: Model) -> str | None:
     return tier.dua if tier is not None else None
 
 
+def unverified_email(db: Session, user: User) -> Missing | None:
+    """``None`` once ``user`` proved their address, else what to do and where the link went."""
+    if user.email_verified_at is not None:
+        return None
+    return _email_missing(db, user)
+
+
+def require_verified_email(db: Session, user: User, refused: str) -> None:
+    """Refuse what would attach a role or evidence to an unproven address (409, and why)."""
+    missing = unverified_email(db, user)
+    if missing is not None:
+        raise Conflict(
+            f"{refused} until the address is verified. {missing.sentence()}",
+            details={"missing": [missing.to_dict()]},
+        )
+
+
+def _email_missing(db: Session, user: User) -> Missing:
+    sent = db.scalar(
+        select(func.max(EmailLink.created_at)).where(
+            EmailLink.user_id == user.id,
+            EmailLink.purpose == "verify",
+            EmailLink.email == user.email,
+        )
+    )
+    if sent is not None:
+        verb = f"link sent to {user.email} on {sent:%Y-%m-%d %H:%M} UTC, resend"
+    else:
+        verb = f"no link sent to {user.email} yet, send one"
+    message = f"Email address {user.email} not verified: verify your email"
+    return Missing("email-verified", message, fixes.VERIFY_EMAIL, verb)
+
+
 def describe(policies: PolicySet, requirement: str, model: Model) -> str:
     """A requirement in plain words (for users who are not logged in yet)."""
     kind, _, arg = requirement.partition(":")
     if requirement == "authenticated":
         return "an account"
+    if requirement == "email-verified":
+        return "a verified email address"
     if requirement == "terms-accepted":
         return "accepted terms of use"
     if requirement == "credentialed":
@@ -90,6 +127,8 @@ class RequirementChecker:
             kind, _, arg = requirement.partition(":")
             if requirement == "authenticated":
                 met[requirement] = True
+            elif requirement == "email-verified":
+                met[requirement] = self.user.email_verified_at is not None
             elif requirement == "terms-accepted":
                 met[requirement] = self.user.terms_accepted_at is not None
             elif requirement == "credentialed":
@@ -117,6 +156,8 @@ class RequirementChecker:
 
     def _why(self, requirement: str, model: Model) -> Missing:
         kind, _, arg = requirement.partition(":")
+        if requirement == "email-verified":
+            return _email_missing(self.db, self.user)
         if requirement == "terms-accepted":
             return self._why_terms()
         if requirement == "credentialed":

@@ -165,17 +165,28 @@ def download(ctx: Context, resource: Any) -> Decision:
     return Decision(not missing, tuple(missing), reason if missing else "")
 
 
+def _any_admin(ctx: Context, doing: str) -> Decision:
+    """Registry admins, or institution admins of any institution."""
+    if ctx.user is None:
+        return _login_required()
+    if ctx.user.is_registry_admin or has_role(ctx.user, None, ADMIN_ROLES):
+        return ALLOW
+    return _deny("institution-role", f"Only institution admins and registry admins {doing}")
+
+
 def access_request_list(ctx: Context, resource: Any) -> Decision:
     """Reviewers: registry admins, or institution admins (of the model's institution)."""
     if resource is None:
-        if ctx.user is None:
-            return _login_required()
-        if ctx.user.is_registry_admin or has_role(ctx.user, None, ADMIN_ROLES):
-            return ALLOW
-        return _deny(
-            "institution-role", "Only institution admins and registry admins review requests"
-        )
+        return _any_admin(ctx, "review requests")
     return decide_requests(ctx, resource)
+
+
+def webhook_manage(ctx: Context, resource: Any) -> Decision:
+    """No resource: registry admins and institution admins (who then name their institution,
+    or need ``admin:manage`` for a registry-wide hook); a hook or institution: its admins."""
+    if resource is None:
+        return _any_admin(ctx, "manage webhooks")
+    return manage_institution(ctx, resource)
 
 
 def access_request_read(ctx: Context, resource: Any) -> Decision:
@@ -243,6 +254,7 @@ ACTIONS: dict[str, Rule] = {
     "institution:manage": Rule("admin", manage_institution),
     "institution:key": Rule("admin", manage_institution),
     "admin:manage": Rule("admin", registry_admin),
+    "webhook:manage": Rule("admin", webhook_manage),
     "audit:read": Rule("read", registry_admin),
     "audit:receipt": Rule("read", audit_receipt),
 }

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from registry.access.requirements import require_verified_email
+from registry.accounts.services import find_user_by_email
 from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound
@@ -67,7 +69,7 @@ def get_user(db: Session, ident: str) -> User:
     if ident.isdigit() and int(ident) <= MAX_ID:
         user = db.get(User, int(ident))
     elif "@" in ident:
-        user = db.scalar(select(User).where(func.lower(User.email) == ident.strip().lower()))
+        user = find_user_by_email(db, ident)
     if user is None:
         raise NotFound(f"No user {ident!r}.")
     return user
@@ -95,6 +97,8 @@ def set_membership(
         problems = Problems()
         problems.add("role", f"must be one of {', '.join(ROLES)}")
         problems.raise_if_any("Cannot set the membership")
+    # Roles attach to proven addresses only: registering someone's address first gets nothing.
+    require_verified_email(db, user, f"{user.email} cannot become {role} at {institution.slug}")
     membership = user.membership
     if membership is not None and membership.institution_id != institution.id:
         raise Conflict(

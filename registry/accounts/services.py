@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from registry.accounts.addresses import AddressRefused, email_key, normalize_email
 from registry.accounts.passwords import (
     hash_password,
     needs_rehash,
@@ -19,10 +20,24 @@ from registry.errors import Conflict, Forbidden, Unauthorized
 from registry.models import User
 
 LOGIN_FAILED = "Wrong email or password."
+FORGOT = " Forgot it? Choose a new one at /password/forgot."
 
 
 def find_user_by_email(db: Session, email: str) -> User | None:
-    return db.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    """The account of ``email``, compared as ``registry.accounts.addresses`` says."""
+    try:
+        address = normalize_email(email)
+    except AddressRefused:
+        return None
+    return db.scalar(
+        select(User).where(
+            or_(
+                User.email_key == email_key(address),
+                # Accounts the identity migration found colliding keep no key of their own.
+                and_(User.email_key.is_(None), User.email == address),
+            )
+        )
+    )
 
 
 def register_user(
@@ -51,6 +66,7 @@ def register_user(
         raise Conflict(f"An account for {email} already exists; log in at /login instead.")
     user = User(
         email=email,
+        email_key=email_key(email),
         display_name=name or email.split("@", 1)[0],
         password_hash=hash_password(password),
         is_registry_admin=is_registry_admin,
@@ -80,7 +96,7 @@ def authenticate(
     now: dt.datetime,
 ) -> User:
     """The user with this email and password; records success and failure in the audit log."""
-    email = (email or "").strip().lower() if isinstance(email, str) else ""
+    email = email.strip() if isinstance(email, str) else ""
     password = password if isinstance(password, str) else ""
     user = find_user_by_email(db, email) if email else None
     ok = verify_password(user.password_hash if user else None, password)
@@ -92,9 +108,7 @@ def authenticate(
             details={"reason": "unknown-account" if user is None else "wrong-password"},
             now=now,
         )
-        raise Unauthorized(
-            LOGIN_FAILED + " Forgot it? Ask a registry administrator.", keep_changes=True
-        )
+        raise Unauthorized(LOGIN_FAILED + FORGOT, keep_changes=True)
     if not user.is_active:
         record_event(
             db,

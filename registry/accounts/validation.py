@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from registry.accounts.addresses import AddressRefused, normalize_email
 from registry.errors import ValidationFailed
 
 MAX_ID = 2**31 - 1  # database integer ids; larger path values cannot name a row
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
 class Problems:
@@ -35,10 +34,15 @@ class Problems:
         return value
 
     def email(self, field: str, value: Any) -> str:
-        email = self.text(field, value, max_length=320).lower()
-        if email and not EMAIL_RE.match(email):
-            self.add(field, "is not a valid email address")
-        return email
+        """The normalized address (``registry.accounts.addresses``), or a recorded problem."""
+        email = self.text(field, value, max_length=320)
+        if not email:
+            return ""
+        try:
+            return normalize_email(email)
+        except AddressRefused as refused:
+            self.add(field, str(refused))
+            return email.lower()
 
     def raise_if_any(self, what: str) -> None:
         if self.items:

@@ -315,7 +315,7 @@ def whoami() -> Response:
             "name": user.email.split("@", 1)[0],
             "fullname": user.display_name,
             "email": user.email,
-            "emailVerified": True,
+            "emailVerified": user.email_verified_at is not None,
             "isRegistryAdmin": user.is_registry_admin,
             "orgs": orgs,
             "auth": auth,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.access.requirements import require_verified_email
 from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound
@@ -109,6 +110,10 @@ def decide(
         raise Conflict(
             f"Application {application.id} is {application.status}; only a {expected} "
             f"application can be {DECISIONS[decision]}."
+        )
+    if decision == "accept":
+        require_verified_email(
+            db, application.user, f"The application of {application.user.email} cannot be accepted"
         )
     application.status = DECISIONS[decision]
     application.reason = reason

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.access.policy import TrainingSpec
+from registry.access.requirements import require_verified_email
 from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound, PayloadTooLarge
@@ -141,6 +142,9 @@ def review(
     if training.status != "pending":
         raise Conflict(f"Training {training.id} was already {training.status}.")
     if decision == "accept":
+        require_verified_email(
+            db, training.user, f"The training of {training.user.email} cannot be accepted"
+        )
         if spec is None:
             raise Conflict(f"Training kind {training.kind!r} is no longer in the policy.")
         start = (

@@ -3,9 +3,13 @@
 from registry.models.accounts import ApiToken, Institution, Membership, User
 from registry.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from registry.models.credentials import CredentialApplication, DuaSignature, Training
+from registry.models.identity import EmailLink
+from registry.models.mail import OutboxMessage
+from registry.models.notifications import NotificationPreference
 from registry.models.repos import AccessRequest, Blob, File, Model, Tag, Version
 from registry.models.signing import InstitutionKey, SigningKey
 from registry.models.uploads import UploadFile, UploadSession
+from registry.models.webhooks import Webhook
 
 __all__ = [
     "AccessRequest",
@@ -16,11 +20,14 @@ __all__ = [
     "Blob",
     "CredentialApplication",
     "DuaSignature",
+    "EmailLink",
     "File",
     "Institution",
     "InstitutionKey",
     "Membership",
     "Model",
+    "NotificationPreference",
+    "OutboxMessage",
     "SigningKey",
     "Tag",
     "Training",
@@ -28,4 +35,5 @@ __all__ = [
     "UploadSession",
     "User",
     "Version",
+    "Webhook",
 ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from registry.accounts.addresses import email_key
 from registry.db import Base, UTCDateTime, utcnow
 
 ROLES = ("member", "publisher", "institution-admin")
@@ -24,11 +26,21 @@ class Institution(Base):
     memberships: Mapped[list[Membership]] = relationship(back_populates="institution")
 
 
+def _email_key(context: DefaultExecutionContext) -> str:
+    """A new row's key from its address (services set it explicitly; fixtures rely on this)."""
+    return email_key(context.get_current_parameters()["email"])
+
+
 class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # NFKC + case-folded address: what uniqueness is decided on (registry.accounts.addresses).
+    # NULL only for accounts the identity migration found colliding with an older one.
+    email_key: Mapped[str | None] = mapped_column(String(320), unique=True, default=_email_key)
+    # When the owner of ``email`` followed a verification link (None: not yet proven).
+    email_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_registry_admin: Mapped[bool] = mapped_column(Boolean, default=False)

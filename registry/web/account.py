@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import services as accounts
-from registry.accounts import sessions, tokens
+from registry.accounts import sessions, tokens, verification
 from registry.context import current_registry
 from registry.errors import NotFound, RegistryError
 from registry.models import ApiToken
@@ -65,9 +65,13 @@ def register() -> Page:
             errors.fields["accept_terms"] = "Accept the terms of use to create an account."
         page = render_template("account/register.html", values=values, errors=errors)
         return page, error.status
-    sessions.login_session(user, now=current_registry().now())
+    registry = current_registry()
+    verification.send_verification(g.db, user, registry.settings, now=registry.now())
+    sessions.login_session(user, now=registry.now())
     flash(
-        "Welcome! Your account is ready. Apply for credentialing to reach gated models.", "success"
+        f"Welcome! We sent a link to {user.email}: open it to verify your address. Then apply "
+        "for credentialing to reach gated models.",
+        "success",
     )
     return redirect(url_for("web.profile"))
 

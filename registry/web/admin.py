@@ -31,6 +31,8 @@ QUEUES = (
     ("web.admin_users", "Users", "admin:manage"),
     ("web.admin_institutions", "Institutions", "admin:manage"),
     ("web.admin_audit", "Audit log", "audit:read"),
+    ("web.admin_webhooks", "Webhooks", "webhook:manage"),
+    ("web.admin_outbox", "Outbox", "admin:manage"),
 )
 
 

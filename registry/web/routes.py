@@ -9,9 +9,13 @@ from registry.web import (  # noqa: F401
     browse,
     credentials,
     errors,
+    identity,
+    notifications,
+    outbox,
     people,
     requests,
     upload,
+    webhooks,
 )
 from registry.web.blueprint import bp
 

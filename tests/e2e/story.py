@@ -12,8 +12,11 @@ evaluates them. Every step is checked; the script exits non-zero when one fails.
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -117,6 +120,23 @@ class Story:
                   "accept_terms": True},
         )  # fmt: skip
         self.check(response, f"register {email}")
+        self.verify_email(email)
+
+    def verify_email(self, address: str) -> None:
+        """Open the link the registry mailed (written to <instance>/outbox/ without SMTP)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for path in sorted((self.instance / "outbox").glob("*.eml")):
+                mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                found = re.search(r"/account/verify/(\S+)", mail.get_content())  # type: ignore[attr-defined]
+                if mail["To"] == address and found:
+                    verified = requests.post(
+                        f"{self.url}/api/v1/verify-email", json={"token": found.group(1)}
+                    )
+                    self.check(verified, f"verify {address}")
+                    return
+            time.sleep(0.5)
+        raise StoryFailed(f"no verification mail for {address} in {self.instance / 'outbox'}")
 
     # the story -----------------------------------------------------------------------------
     def registry_up(self) -> subprocess.Popen[bytes]:
@@ -139,7 +159,7 @@ class Story:
         self.register("publisher@usz.example", "Pat Publisher")
         self.api("PUT", "/api/v1/institutions/usz/members/publisher@usz.example", admin_token,
                  json={"role": "publisher"})  # fmt: skip
-        self.step("admin, institution usz and its publisher created")
+        self.step("admin, institution usz and its publisher (address verified by mail) created")
         return admin_token, self.login("publisher@usz.example")
 
     def train(self) -> Path:
@@ -194,7 +214,10 @@ class Story:
                  files={"certificate": ("citi.pdf", certificate, "application/pdf")})  # fmt: skip
         self.api("POST", f"/api/v1/duas/{DUA}/signatures", token,
                  json={"full_name": "Rita Researcher"})  # fmt: skip
-        self.step("researcher registered, applied, uploaded a CITI certificate, signed the DUA")
+        self.step(
+            "researcher registered, verified the address, applied, uploaded a CITI certificate, "
+            "signed the DUA"
+        )
         return token
 
     def denied_then_approved(self, admin_token: str) -> Path:

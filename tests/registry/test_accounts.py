@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from registry.unit_of_work import unit_of_work
+from tests.fixtures.mail import mailed_link
 from tests.fixtures.principals import PASSWORD
 
 NEW_PASSWORD = "another-long-password-42"
@@ -57,6 +58,7 @@ def test_register_login_me_logout(api, client, registry) -> None:
     credentialed = me.json["tiers"]["credentialed"]
     assert credentialed["eligible"] is False
     assert {m["requirement"] for m in credentialed["missing"]} == {
+        "email-verified",  # a new account's address is not proven yet
         "credentialed",
         "training:citi-dsor",
         "dua-signed",
@@ -149,6 +151,8 @@ def test_create_admin_cli_then_admin_endpoints(api, registry, settings, monkeypa
     made = api("POST", "/api/v1/institutions", json={"slug": "stanford", "name": "Stanford"})
     assert made.status_code == 201
     _register(api, email="pub@example.org")
+    token = mailed_link(registry, "pub@example.org", "/account/verify/").rsplit("/", 1)[1]
+    assert api("POST", "/api/v1/verify-email", json={"token": token}).status_code == 200
     member = api(
         "PUT", "/api/v1/institutions/stanford/members/pub@example.org", json={"role": "publisher"}
     )

@@ -35,6 +35,7 @@ OTHER = "other"
 
 ANONYMOUS = "anonymous"
 REGISTERED = "registered"
+UNVERIFIED = "credentialed-but-email-unverified"
 EXPIRED_TRAINING = "credentialed-expired-training"
 NO_DUA = "credentialed-without-dua"
 CREDENTIALED = "fully-credentialed"
@@ -50,6 +51,7 @@ READ_TOKEN = "read-scope-token-of-registry-admin"
 PRINCIPALS = (
     ANONYMOUS,
     REGISTERED,
+    UNVERIFIED,
     EXPIRED_TRAINING,
     NO_DUA,
     CREDENTIALED,
@@ -71,9 +73,10 @@ OWNER_STAFF = frozenset({PUBLISHER_OWNER, INSTITUTION_ADMIN})
 REVIEWERS = frozenset({INSTITUTION_ADMIN, REGISTRY_ADMIN})
 
 # Who may download a model of each tier (the owning institution's staff always may).
+# An account whose address is not verified gets nothing above open, whatever else it holds.
 DOWNLOADERS = {
     "open": VALID,
-    "registered": USERS,
+    "registered": USERS - {UNVERIFIED},
     "credentialed": OWNER_STAFF | {CREDENTIALED, CR_ACCEPTED, CR_EXPIRED},
     "contributor-review": OWNER_STAFF | {CR_ACCEPTED},
 }
@@ -118,6 +121,8 @@ EXPECTED: dict[str, Expected] = {
     "audit:read": ADMIN_READ,
     # The event in the URL is REGISTERED's download of a model of the owning institution.
     "audit:receipt": OWNER_STAFF | ADMIN_READ | {REGISTERED},
+    # The hook in the URL belongs to OWNER; the service shows institution admins their own.
+    "webhook:manage": REVIEWERS,
 }
 
 # Bodies for write routes that need one before they can name their resource (others get {}).
@@ -165,6 +170,9 @@ PARAMS: dict[str, Callable[[World, str | None], str]] = {
     "session_id": lambda w, tier: w.ids["session"],
     "event_id": lambda w, tier: str(w.ids["event"]),
     "size": lambda w, tier: "1",
+    "hook_id": lambda w, tier: str(w.ids["hook"]),
+    "message_id": lambda w, tier: str(w.ids["message"]),
+    "token": lambda w, tier: "not-a-mailed-token-0123456789abcdef",
 }
 
 
@@ -210,11 +218,14 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
         ApiToken,
         CredentialApplication,
         Model,
+        OutboxMessage,
         Training,
         UploadSession,
         User,
         Version,
+        Webhook,
     )
+    from registry.webhooks.signing import seal
 
     people = People(registry)
     people.institution(OWNER)
@@ -244,7 +255,10 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
         ),
         REGISTRY_ADMIN: people.user("root@example.org", admin=True),
         REVOKED_TOKEN: people.researcher("revoked@example.org"),
+        # Everything a contributor-review download needs, except a verified address.
+        UNVERIFIED: people.researcher("unverified@example.org", email_verified=False),
     }
+    people.grant(uid[UNVERIFIED], cr_repo)
     people.grant(uid[CR_ACCEPTED], cr_repo)
     people.grant(uid[CR_EXPIRED], cr_repo, expires_at=past)
     people.grant(uid[REVOKED_TOKEN], cr_repo)
@@ -306,6 +320,26 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
             model_id=open_model.id,
             now=now,
         )
+        hook = Webhook(
+            institution_id=open_model.institution_id,
+            url="https://hooks.example.org/registry",
+            events=["version.published"],
+            secret_encrypted=seal("whsec_matrix", registry.settings.secret_key),
+            secret_prefix="whsec_matr",
+            created_at=now,
+        )
+        failed = OutboxMessage(
+            kind="mail",
+            topic="test",
+            recipient="someone@example.org",
+            subject="[Registry] test",
+            body="text",
+            status="failed",
+            attempts=9,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        db.add_all([hook, failed])
         db.commit()
         ids = {
             "bystander": people.user("bystander@example.org"),
@@ -315,6 +349,8 @@ def _populate(app: Any, registry: Any, folder: Path) -> World:
             "request": pending.id,
             "session": session.id,
             "event": event.id,
+            "hook": hook.id,
+            "message": failed.id,
         }
     return World(app, registry, tokens, models, commits, drafts, ids)
 

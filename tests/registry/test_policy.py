@@ -25,6 +25,7 @@ def test_shipped_policy_declares_the_four_tiers_training_and_dua() -> None:
     assert dua.url == "https://physionet.org/content/mimic-cxr/view-dua/2.1.0/"
     assert engine.tier("contributor-review").requires == (
         "authenticated",
+        "email-verified",
         "terms-accepted",
         "credentialed",
         "training:citi-dsor",

@@ -131,7 +131,10 @@ def make_account(registry):  # type: ignore[no-untyped-def]
         admin: bool = False,
         institution: str | None = None,
         role: str = "publisher",
+        email_verified: bool = True,
     ) -> Account:
+        from registry.accounts.verification import mark_verified
+
         with unit_of_work(registry.sessions) as db:
             user = services.register_user(
                 db,
@@ -142,6 +145,8 @@ def make_account(registry):  # type: ignore[no-untyped-def]
                 now=registry.now(),
                 is_registry_admin=admin,
             )
+            if email_verified:  # as if the mailed link had been opened
+                mark_verified(db, user, actor=None, now=registry.now())
             if institution is not None:
                 try:
                     place = institutions.get_institution(db, institution)

@@ -115,6 +115,7 @@ class SlowUploads:
 def build_registry(workdir: Path):  # type: ignore[no-untyped-def]
     """A registry app with demo content; returns (app, tiny model folder)."""
     from registry.accounts import institutions, services
+    from registry.accounts.verification import mark_verified
     from registry.app import create_app
     from registry.config import Settings
     from registry.credentials import applications
@@ -151,6 +152,7 @@ def build_registry(workdir: Path):  # type: ignore[no-untyped-def]
             db, email="pat@mgh.example", password="screenshots-publisher",
             display_name="Pat Publisher", accept_terms=True, now=now,
         )  # fmt: skip
+        mark_verified(db, publisher, actor=admin, now=now)
         mgh = institutions.get_institution(db, "mgh")
         institutions.set_membership(db, mgh, publisher, role="publisher", actor=admin, now=now)
         services.register_user(

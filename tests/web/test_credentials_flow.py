@@ -10,6 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.fixtures.mail import mailed_link
 from tests.web.pages import access_box, log_in, register
 
 pytestmark = pytest.mark.browser
@@ -18,7 +19,7 @@ CERTIFICATE = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 
 
 
 def test_researcher_gets_credentialed_and_downloads(
-    page, new_page, page_events, tmp_path, gated_model, admin_account, tiny_model_dir
+    page, new_page, page_events, tmp_path, gated_model, admin_account, tiny_model_dir, registry
 ):
     register(page, "rita@hospital.example", "correct-horse-battery", "Rita Researcher")
 
@@ -26,6 +27,13 @@ def test_researcher_gets_credentialed_and_downloads(
     page.goto("/models/demo/gated")
     box = access_box(page)
     expect(box).to_have_attribute("data-access", "denied")
+    expect(box).to_contain_text("Email address rita@hospital.example not verified")
+    # Rita opens the link the registry mailed her (the .eml outbox, without an SMTP server).
+    page.goto(mailed_link(registry, "rita@hospital.example", "/account/verify/"))
+    page.get_by_role("button", name="Verify my address").click()
+    expect(page.get_by_text("Thank you: rita@hospital.example is verified.")).to_be_visible()
+    page.goto("/models/demo/gated")
+    expect(box).not_to_contain_text("not verified")
     expect(box).to_contain_text("Not a credentialed researcher")
     expect(box).to_contain_text("CITI Data or Specimens Only Research training not on file")
     expect(box).to_contain_text("DUA physionet-credentialed-1.5.0 not signed")

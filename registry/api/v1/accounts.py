@@ -6,7 +6,7 @@ from flask import Response, g, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.accounts import institutions, services, sessions, tokens
+from registry.accounts import institutions, services, sessions, tokens, verification
 from registry.accounts.validation import MAX_ID
 from registry.api.bodies import json_object
 from registry.api.openapi import OBJECT, document
@@ -50,6 +50,7 @@ def register() -> tuple[Response, int]:
         accept_terms=body.get("accept_terms", False),
         now=registry.now(),
     )
+    verification.send_verification(g.db, user, registry.settings, now=registry.now())
     return jsonify(user_dict(user)), 201
 
 
@@ -108,6 +109,7 @@ def me() -> Response:
 
 @bp.post("/me/password")
 @requires("account:write")
+@rate_limited("password")
 @document("Change your password (ends your other web sessions)", body=OBJECT, response=USER_SCHEMA)
 def change_password() -> Response:
     body = json_object()

@@ -6,10 +6,14 @@ from registry.api.v1 import (  # noqa: F401
     accounts,
     audit,
     credentials,
+    identity,
     models,
+    notifications,
+    outbox,
     signing,
     system,
     uploads,
+    webhooks,
 )
 from registry.api.v1.blueprint import bp
 

@@ -20,6 +20,7 @@ USER_SCHEMA: dict[str, Any] = {
     "properties": {
         "id": {"type": "integer"},
         "email": {"type": "string"},
+        "email_verified": {"type": "boolean"},
         "display_name": {"type": "string"},
         "is_registry_admin": {"type": "boolean"},
         "institution": {"type": ["object", "null"]},
@@ -64,6 +65,8 @@ def user_dict(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
         "email": user.email,
+        "email_verified": user.email_verified_at is not None,
+        "email_verified_at": iso(user.email_verified_at),
         "display_name": user.display_name,
         "is_registry_admin": user.is_registry_admin,
         "is_active": user.is_active,

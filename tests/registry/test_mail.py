@@ -1,0 +1,227 @@
+"""Mail as a real component: a durable outbox, a worker that delivers it over SMTP (a real
+server on loopback) or as .eml files, retries with backoff, and admins who can see it all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from registry import background
+from registry.mail import worker
+from registry.mail.outbox import enqueue_mail
+from registry.mail.site import Site
+from registry.mail.worker import deliver_due
+from registry.models import OutboxMessage
+from registry.unit_of_work import unit_of_work
+from tests.conftest import make_settings
+from tests.fixtures.mail import SmtpServer, body_of, eml_files
+from tests.fixtures.principals import PASSWORD, Api
+
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
+
+@pytest.fixture
+def smtp_down() -> SmtpServer:
+    """A mail server that is not running yet (its port is free): start() brings it up."""
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, smtp_down: SmtpServer):
+    return make_settings(
+        database_url,
+        tmp_path,
+        public_url="http://127.0.0.1",
+        smtp_url=smtp_down.url,
+        mail_from="Registry <registry@hosp.example>",
+    )
+
+
+def _queue(registry, to: str, n: int = 1) -> None:
+    with unit_of_work(registry.sessions) as db:
+        for i in range(n):
+            enqueue_mail(
+                db, Site.of(registry.settings), to=to, subject=f"Hello {i}", text="Body",
+                topic="test", now=registry.now(),
+            )  # fmt: skip
+
+
+def _rows(registry) -> list[OutboxMessage]:
+    with unit_of_work(registry.sessions) as db:
+        return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def _later(registry, seconds: float) -> None:
+    start = registry.now()
+    registry.clock = lambda: start + dt.timedelta(seconds=seconds)
+
+
+def test_without_an_smtp_url_mail_becomes_eml_files_and_the_log_says_so(
+    database_url, tmp_path, caplog
+) -> None:
+    from registry.app import create_app
+    from registry.mail import transport
+
+    transport._announced.clear()
+    app = create_app(settings=make_settings(database_url, tmp_path, public_url="http://127.0.0.1"))
+    registry = app.extensions["registry"]
+    _queue(registry, "ada@example.org")
+    with caplog.at_level(logging.WARNING, logger="registry.mail.transport"):
+        assert deliver_due(registry).sent == 1
+    outbox = registry.settings.instance_path / "outbox"
+    assert "REGISTRY_SMTP_URL is not set" in caplog.text and str(outbox) in caplog.text
+    [mail] = eml_files(registry.settings.instance_path)
+    assert mail["To"] == "ada@example.org" and mail["Subject"] == "[RoentGen Registry] Hello 0"
+    assert "RoentGen Registry, http://127.0.0.1" in body_of(mail)
+    assert not list(outbox.glob("*.part"))
+    registry.engine.dispose()
+
+
+def test_smtp_down_then_back_loses_nothing_and_sends_nothing_twice(
+    client, registry, smtp_down: SmtpServer
+) -> None:
+    _later(registry, 0)  # a fixed clock
+    started = time.monotonic()
+    body = {"email": "ada@example.org", "password": PASSWORD, "accept_terms": True}
+    assert Api(client)("POST", "/api/v1/register", json=body).status_code == 201
+    assert time.monotonic() - started < 5  # the request never waits for the mail server
+
+    first = deliver_due(registry)
+    assert (first.sent, first.retrying) == (0, 1)
+    [row] = _rows(registry)
+    assert row.status == "queued" and row.attempts == 1
+    assert "cannot reach the mail server smtp://127.0.0.1" in row.last_error
+    assert row.next_attempt_at == registry.now() + worker.BACKOFF[0]
+    assert deliver_due(registry).retrying == 0  # not due yet: nothing is tried
+
+    smtp_down.start()
+    _later(registry, 30)
+    assert deliver_due(registry).sent == 1
+    assert deliver_due(registry).sent == 0
+    [mail] = smtp_down.to("ada@example.org")
+    assert mail["From"] == "Registry <registry@hosp.example>"
+    assert mail["Message-ID"].startswith(f"<outbox-{row.id}.")
+    [row] = _rows(registry)
+    assert row.status == "sent" and row.attempts == 2 and row.last_error == ""
+
+
+def test_failures_back_off_until_failed_and_an_admin_sees_and_retries_them(
+    client, registry, people, smtp_down: SmtpServer
+) -> None:
+    admin = people.token(people.user("root@example.org", admin=True))
+    _queue(registry, "ada@example.org")
+    waited = 0.0
+    for attempt in range(1, worker.MAX_ATTEMPTS + 1):
+        _later(registry, 0)  # a fixed clock for this attempt
+        report = deliver_due(registry)
+        [row] = _rows(registry)
+        assert row.attempts == attempt
+        if attempt < worker.MAX_ATTEMPTS:
+            assert report.retrying == 1 and row.status == "queued"
+            assert row.next_attempt_at == registry.now() + worker.backoff(attempt)
+            waited += worker.backoff(attempt).total_seconds()
+            _later(registry, worker.backoff(attempt).total_seconds())
+    assert report.failed == 1 and row.status == "failed"
+    assert waited > 12 * 3600  # retried for more than half a day before giving up
+
+    listing = Api(client)("GET", "/api/v1/outbox?status=failed", token=admin)
+    assert listing.status_code == 200
+    assert listing.json["counts"]["failed"] == 1
+    [shown] = listing.json["messages"]
+    assert shown["recipient"] == "ada@example.org" and "cannot reach" in shown["last_error"]
+    assert "body" not in shown  # mail bodies stay hidden, even from admins
+    page = client.get("/admin/outbox", headers={"Authorization": f"Bearer {admin}"})
+    assert "ada@example.org" in page.get_data(as_text=True)
+
+    smtp_down.start()
+    retried = Api(client)("POST", f"/api/v1/outbox/{row.id}/retry", token=admin)
+    assert retried.status_code == 200 and retried.json["status"] == "queued"
+    assert deliver_due(registry).sent == 1
+    assert len(smtp_down.to("ada@example.org")) == 1
+    again = Api(client)("POST", f"/api/v1/outbox/{row.id}/retry", token=admin)
+    assert again.status_code == 409
+
+
+def test_a_permanent_refusal_fails_at_once(registry, smtp_down: SmtpServer) -> None:
+    smtp_down.refuse.add("gone@example.org")
+    smtp_down.start()
+    _queue(registry, "gone@example.org")
+    _queue(registry, "ada@example.org")
+    report = deliver_due(registry)
+    assert (report.sent, report.failed) == (1, 1)
+    failed = [r for r in _rows(registry) if r.status == "failed"]
+    assert [r.recipient for r in failed] == ["gone@example.org"]
+    assert "550" in failed[0].last_error
+
+
+def test_two_workers_at_once_send_each_mail_exactly_once(registry, smtp_down: SmtpServer) -> None:
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=12)
+    reports = []
+
+    def work() -> None:
+        reports.append(deliver_due(registry, limit=12))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    subjects = sorted(str(m["Subject"]) for m in smtp_down.to("ada@example.org"))
+    assert subjects == sorted(f"[RoentGen Registry] Hello {i}" for i in range(12))
+    assert sum(r.sent for r in reports) == 12
+
+
+def test_a_crashed_workers_claim_lapses_and_the_mail_still_goes(
+    registry, smtp_down: SmtpServer
+) -> None:
+    smtp_down.start()
+    _queue(registry, "ada@example.org")
+    claimed = worker._claim(registry.sessions, registry.now(), 10)  # then the worker "dies"
+    assert len(claimed) == 1
+    assert deliver_due(registry).sent == 0  # still leased
+    _later(registry, worker.LEASE.total_seconds() + 1)
+    assert deliver_due(registry).sent == 1
+    assert len(smtp_down.to("ada@example.org")) == 1
+
+
+def test_mail_run_and_status_commands(registry, settings, smtp_down, monkeypatch) -> None:
+    from registry.cli import main
+
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=2)
+    for name, value in (
+        ("REGISTRY_DATABASE_URL", settings.database_url),
+        ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
+        ("REGISTRY_SECRET_KEY", settings.secret_key),
+        ("REGISTRY_SMTP_URL", settings.smtp_url),
+    ):
+        monkeypatch.setenv(name, value)
+    ran = CliRunner().invoke(main, ["mail", "run", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert "2 sent" in ran.output
+    assert len(smtp_down.to("ada@example.org")) == 2
+    status = CliRunner().invoke(main, ["mail", "status"])
+    assert status.exit_code == 0 and "0 queued, 0 sending, 2 sent, 0 failed" in status.output
+
+
+def test_serve_drains_the_outbox_in_the_background(registry, smtp_down) -> None:
+    smtp_down.start()
+    _queue(registry, "ada@example.org")
+    runner = background.start(registry)  # the tasks every serve process runs
+    try:
+        deadline = time.monotonic() + 15
+        while not smtp_down.to("ada@example.org") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    assert len(smtp_down.to("ada@example.org")) == 1

@@ -1,0 +1,100 @@
+"""The identity, notification and webhook pages over HTTP (forms with CSRF, as a browser)."""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from registry.mail.worker import deliver_due
+from tests.fixtures.mail import eml_files, link_in
+from tests.fixtures.webhooks import expected_signature
+from tests.web.test_security import csrf_token, log_in
+
+
+def test_webhook_pages_create_show_the_secret_once_send_a_test_and_log_it(
+    client, registry, make_account, receiver
+) -> None:
+    admin = make_account("root@registry.example", admin=True)
+    make_account("head@hosp.org", institution="hosp", role="institution-admin")
+    token = log_in(client, admin)
+    form = {
+        "csrf_token": token, "url": receiver.url, "institution": "hosp", "allow_private": "yes",
+        "events": ["version.published", "version.withdrawn"],
+    }  # fmt: skip
+    created = client.post("/admin/webhooks", data=form)
+    assert created.status_code == 201
+    secret = re.search(r"<code>(whsec_[^<]+)</code>", created.get_data(as_text=True)).group(1)
+    listing = client.get("/admin/webhooks").get_data(as_text=True)
+    assert "/hooks/registry" in listing and secret not in listing  # the secret is shown once
+    hook_id = int(re.search(r'data-webhook="(\d+)"', listing).group(1))
+    assert (
+        client.post(f"/admin/webhooks/{hook_id}/test", data={"csrf_token": token}).status_code
+        == 302
+    )
+    deliver_due(registry)
+    [(headers, body)] = receiver.requests
+    assert hmac.compare_digest(
+        headers["X-Registry-Signature-256"], expected_signature(secret, body)
+    )
+    detail = client.get(f"/admin/webhooks/{hook_id}").get_data(as_text=True)
+    assert "<code>ping</code>" in detail and "HTTP 200" in detail
+    bad = client.post(
+        "/admin/webhooks", data={**form, "url": "http://10.1.2.3/x", "allow_private": ""}
+    )
+    assert bad.status_code == 422 and "a private address" in bad.get_data(as_text=True)
+    deleted = client.post(f"/admin/webhooks/{hook_id}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 302
+    assert "deleted" in client.get(f"/admin/webhooks/{hook_id}").get_data(as_text=True)
+
+
+def test_an_institution_admin_manages_only_their_institutions_hooks(client, make_account) -> None:
+    head = make_account("head@hosp.org", institution="hosp", role="institution-admin")
+    token = log_in(client, head)
+    page = client.get("/admin/webhooks").get_data(as_text=True)
+    assert 'name="institution" value="hosp"' in page  # no registry-wide choice for them
+    refused = client.post(
+        "/admin/webhooks",
+        data={"csrf_token": token, "url": "https://hooks.example.org/x", "events": ["ping"]},
+    )
+    assert refused.status_code == 403
+
+
+def test_notification_settings_page_saves_the_choices(client, make_account) -> None:
+    account = make_account("rita@uni.example")
+    token = log_in(client, account)
+    page = client.get("/account/notifications").get_data(as_text=True)
+    assert 'id="decisions"' in page and "checked" in page
+    saved = client.post(
+        "/account/notifications",
+        data={"csrf_token": token, "expiry": "yes", "reviews": "digest"},
+    )
+    assert saved.status_code == 302
+    page = client.get("/account/notifications").get_data(as_text=True)
+    assert re.search(r'id="decisions" name="decisions" value="yes"\s*>', page)  # now off
+    assert re.search(r'id="expiry" name="expiry" value="yes" checked', page)
+    assert '<option value="digest" selected>' in page
+    bad = client.post("/account/notifications", data={"csrf_token": token, "reviews": "hourly"})
+    assert bad.status_code == 422
+
+
+def test_forgot_password_page_mails_a_reset_link_from_the_default_eml_outbox(
+    client, registry, make_account
+) -> None:
+    account = make_account("rita@uni.example")
+    token = csrf_token(client, "/password/forgot")
+    for email in (account.email, "nobody@uni.example"):
+        sent = client.post("/password/forgot", data={"csrf_token": token, "email": email})
+        assert sent.status_code == 200
+        assert "If an account uses that address" in sent.get_data(as_text=True)
+    deliver_due(registry)
+    [mail] = [m for m in eml_files(registry.settings.instance_path) if m["To"] == account.email]
+    link = link_in(mail, "/password/reset/")
+    page = client.get(link).get_data(as_text=True)
+    assert f"For {account.email}" in page
+    done = client.post(link, data={"csrf_token": token, "new_password": "short"})
+    assert done.status_code == 422 and "at least 10 characters" in done.get_data(as_text=True)
+
+
+def test_the_outbox_page_is_for_registry_admins(client, make_account) -> None:
+    log_in(client, make_account("rita@uni.example"))
+    assert client.get("/admin/outbox").status_code == 403

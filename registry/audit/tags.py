@@ -26,6 +26,24 @@ class EventTag(enum.StrEnum):
     ACCOUNT_LOGOUT = "account:logout", "a logout"
     ACCOUNT_PASSWORD_CHANGE = "account:password-change", "a password change"
     ACCOUNT_TERMS_ACCEPT = "account:terms-accept", "the terms of use were accepted"
+    ACCOUNT_VERIFICATION_SENT = (
+        "account:verification-sent",
+        "a link to verify the account's email address was mailed",
+    )
+    ACCOUNT_EMAIL_VERIFY = "account:email-verify", "an email address was verified by its link"
+    ACCOUNT_EMAIL_CHANGE_REQUEST = (
+        "account:email-change-request",
+        "a new email address was asked for (a link went to it, a notice to the old one)",
+    )
+    ACCOUNT_EMAIL_CHANGE = "account:email-change", "the account's email address changed"
+    ACCOUNT_PASSWORD_RESET_REQUEST = (
+        "account:password-reset-request",
+        "a password reset link was asked for (sent or not: the answer is the same)",
+    )
+    ACCOUNT_PASSWORD_RESET = (
+        "account:password-reset",
+        "a password was reset by its link (every other session ended)",
+    )
     TOKEN_CREATE = "token:create", "an API token was created (its prefix and scope)"
     TOKEN_REVOKE = "token:revoke", "an API token was revoked"
     INSTITUTION_CREATE = "institution:create", "an institution was created"
@@ -58,6 +76,8 @@ class EventTag(enum.StrEnum):
         "version:download-denied",
         "a download was refused (who, which version, what was missing)",
     )
+    WEBHOOK_CREATE = "webhook:create", "a webhook was subscribed (its URL and events)"
+    WEBHOOK_DELETE = "webhook:delete", "a webhook was removed"
     SIGNING_KEY_ACTIVATE = "signing-key:activate", "a registry signing key became the active one"
 
 

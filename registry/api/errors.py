@@ -47,7 +47,8 @@ def install_error_handlers(app: Flask) -> None:
         code = (error.name or "Error").replace(" ", "")
         message = error.description or error.name
         if error.code == 404:
-            message = f"No such route: {request.path}"
+            what = "page" if request.blueprint is None and _wants_html() else "route"
+            message = f"No such {what}: {request.path}"
         if error.code == 405:
             message = f"Method {request.method} is not allowed on {request.path}"
         return render_error(error.code or 500, code, message)
@@ -96,10 +97,17 @@ def _fault_handler(app: Flask, log_line: str, answer: RegistryError) -> Any:
 
 
 def render_error(status: int, code: str, message: str, details: dict[str, Any] | None = None):
-    """JSON for the API and Hugging Face routes; the web UI renders its own page."""
-    if request.blueprint in HTML_BLUEPRINTS:
+    """JSON for the API and Hugging Face routes; the web UI renders its own page, and so does
+    an unknown route asked for by a browser."""
+    if request.blueprint in HTML_BLUEPRINTS or (request.blueprint is None and _wants_html()):
         return render_error_page(status, code, message, details)
     response = error_response(status, code, message, details)
     if status in (401,) and request.blueprint != "hf":
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
     return response
+
+
+def _wants_html() -> bool:
+    """A browser asks for HTML first; curl (``*/*``) and API clients get JSON."""
+    accepted = request.accept_mimetypes
+    return accepted["text/html"] > accepted["application/json"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import g, render_template, request
+from flask import g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from registry.access.seam import authorize, requires
 from registry.context import current_registry
@@ -59,6 +60,15 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
         access=decision("version:download", version),
         card_bases=named_models(g.db, as_names((version.card_data or {}).get("base_model"))),
     )
+
+
+@bp.get("/<namespace>/<name>")
+@requires("model:read", deferred=True)
+def hub_style_model_url(namespace: str, name: str) -> Response:
+    """``/{ns}/{name}``, the address a Hugging Face user tries first, leads to the model page."""
+    model = repos.get_model(g.db, namespace, name)
+    authorize(model)
+    return redirect(url_for("web.model_page", namespace=model.namespace, name=model.name))
 
 
 def _listed(version: Version) -> bool:

@@ -23,10 +23,15 @@ run: install
 	$(VENV)/bin/registry-server db upgrade
 	$(VENV)/bin/registry-server seed-demo
 	@echo ""
-	@echo "Registry at http://$(HOST):$(PORT)  (Ctrl-C to stop). Try:"
-	@echo "  curl -s http://$(HOST):$(PORT)/api/models/demo/tiny-phantom | python3 -m json.tool"
-	@echo "  $(PY) -c \"from huggingface_hub import snapshot_download; print(snapshot_download('demo/tiny-phantom', endpoint='http://$(HOST):$(PORT)'))\""
-	@echo "  open http://$(HOST):$(PORT)/ in a browser"
+	@echo "Registry at http://$(HOST):$(PORT)  (Ctrl-C to stop). In another terminal, in this folder:"
+	@echo "  export REGISTRY_URL=http://$(HOST):$(PORT)     # where registry-client looks"
+	@echo "  $(VENV)/bin/registry-client info demo/tiny-phantom"
+	@echo "  $(VENV)/bin/registry-client pull demo/tiny-phantom"
+	@echo "  $(VENV)/bin/registry-client generate demo/tiny-phantom \"small left pleural effusion\" -n 2 --steps 4"
+	@echo "An account: http://$(HOST):$(PORT)/register (mail lands in $(REGISTRY_INSTANCE_PATH)/outbox/),"
+	@echo "  then $(VENV)/bin/registry-client login --email YOU@EXAMPLE.ORG"
+	@echo "An admin (for the review queues): $(VENV)/bin/registry-server create-admin ADMIN@EXAMPLE.ORG"
+	@echo "Stock tools: HF_ENDPOINT=http://$(HOST):$(PORT) $(VENV)/bin/hf download demo/tiny-phantom"
 	@echo ""
 	REGISTRY_SESSION_COOKIE_SECURE=false REGISTRY_PUBLIC_URL=http://$(HOST):$(PORT) \
 		$(VENV)/bin/registry-server serve --host $(HOST) --port $(PORT)

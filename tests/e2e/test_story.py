@@ -16,7 +16,8 @@ from tests.e2e.story import main
 
 def test_demo_story_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = tmp_path / "demo"
-    argv = ["--workdir", str(work), "--steps", "20", "--phantoms", "64", "--min-laterality", "0"]
+    argv = ["--workdir", str(work), "--steps", "20", "--phantoms", "64", "--min-laterality", "0",
+            "--progress-seconds", "0.5"]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     for step in (

@@ -28,7 +28,7 @@ from registry.publishing import ledger
 from registry.publishing.model_card import CARD_PATH
 from registry.publishing.validation import Problem, check_file_kind, check_path
 from registry.repos import services as repos
-from registry.storage import BlobStore
+from registry.storage import BlobNotFoundError, BlobStore
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES = 10_000
@@ -222,7 +222,7 @@ def open_session(
     for item in declared:
         complete = item.size == 0 or (
             ledger.institution_holds(db, model.institution_id, item.sha256)
-            and blobs.exists(item.sha256)
+            and stored_as_declared(blobs, item.sha256, item.size)
         )
         db.add(
             UploadFile(
@@ -254,6 +254,14 @@ def open_session(
     )
     db.flush()
     return upload
+
+
+def stored_as_declared(blobs: BlobStore, sha256: str, size: int) -> bool:
+    """Whether the store holds ``sha256`` with exactly ``size`` bytes (dedup trusts no size)."""
+    try:
+        return blobs.size(sha256) == size
+    except BlobNotFoundError:
+        return False
 
 
 def _mark_complete(db: Session, session_id: str, path: str) -> None:

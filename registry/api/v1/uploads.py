@@ -294,6 +294,7 @@ def commit_upload(session_id: str) -> Response:
         upload,
         review_required=review.review_required(registry.policy, model.tier),
         max_file_size=registry.settings.max_file_size,
+        policies=registry.policy.policies,
         signer=lambda: signing.load_signer(g.db, registry.settings, registry.now()),
         publisher_signature=signature,
         publisher_key_id=kid,

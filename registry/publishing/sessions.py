@@ -175,16 +175,19 @@ def open_session(
     now: dt.datetime,
 ) -> UploadSession:
     """Create the draft version and its session; files already held are complete at once."""
-    if model.id is not None:
-        _check_same_terms(model, req)
-    _check_tag(db, model, req.tag)
-    base = _base_version(db, req.base) if req.base else None
     declared = list(req.files)
     card_bytes = req.card.encode("utf-8") if req.card is not None else None
     if card_bytes is not None:
         declared.append(
             DeclaredFile(CARD_PATH, len(card_bytes), hashlib.sha256(card_bytes).hexdigest())
         )
+    if model.id is not None:
+        _check_same_terms(model, req)
+        earlier = _committed_twin(db, model, req.tag, declared, user)
+        if earlier is not None:  # the push ran again after its commit answer was lost
+            return earlier
+    _check_tag(db, model, req.tag)
+    base = _base_version(db, req.base) if req.base else None
     _check_declared(req, declared, limits)
     _check_quota(db, model.institution_id, req.namespace, declared, limits)
 
@@ -262,6 +265,33 @@ def stored_as_declared(blobs: BlobStore, sha256: str, size: int) -> bool:
         return blobs.size(sha256) == size
     except BlobNotFoundError:
         return False
+
+
+def _committed_twin(
+    db: Session, model: Model, tag: str | None, declared: list[DeclaredFile], user: User
+) -> UploadSession | None:
+    """The committed session of ``user``'s newest version of ``model`` if it has exactly
+    these files and this tag: pushing it again then answers with that version."""
+    newest = db.scalar(
+        select(Version)
+        .where(
+            Version.model_id == model.id,
+            Version.created_by_id == user.id,
+            Version.state.in_(("in-review", "published")),
+        )
+        .order_by(Version.id.desc())
+        .limit(1)
+    )
+    if newest is None or newest.requested_tag != tag:
+        return None
+    held = {(f.path, f.size, f.sha256) for f in repos.version_files(db, newest)}
+    if held != {(f.path, f.size, f.sha256) for f in declared}:
+        return None
+    return db.scalar(
+        select(UploadSession).where(
+            UploadSession.version_id == newest.id, UploadSession.state == "committed"
+        )
+    )
 
 
 def _mark_complete(db: Session, session_id: str, path: str) -> None:

@@ -134,6 +134,8 @@ def list_versions(namespace: str, name: str) -> Response:
                 "reject_reason": version.reject_reason,
             }
         )
+    if not entries:  # nothing published and no draft this caller may see: no such model
+        raise RepoNotFound(f"Repository {model.repo_id} not found.")
     return jsonify({"repo": model.repo_id, "versions": entries})
 
 

@@ -371,6 +371,11 @@ async function start(event) {
     setStatus("Pick the model folder (or its files) first.", "error");
     return;
   }
+  if (formTier() === "open" && !$("open_confirm").checked) {
+    setStatus("An open version can be downloaded by anyone: tick the confirmation below the files first.", "error");
+    $("open_confirm").focus();
+    return;
+  }
   busy = true;
   els.submit.disabled = true;
   clearProblems();
@@ -612,7 +617,6 @@ function syncReview(tier, mode) {
   const open = tier === "open";
   $("open-confirm-field").hidden = !open;
   confirm.disabled = !open;
-  confirm.required = open;
   if (!open) confirm.checked = false;
 }
 

@@ -183,12 +183,13 @@ def open_session(
         )
     if model.id is not None:
         _check_same_terms(model, req)
+    _check_declared(req, declared, limits)
+    if model.id is not None:
         earlier = _committed_twin(db, model, req.tag, declared, user)
         if earlier is not None:  # the push ran again after its commit answer was lost
             return earlier
     _check_tag(db, model, req.tag)
     base = _base_version(db, req.base) if req.base else None
-    _check_declared(req, declared, limits)
     _check_quota(db, model.institution_id, req.namespace, declared, limits)
 
     if model.id is None:

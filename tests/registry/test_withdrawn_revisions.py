@@ -4,6 +4,8 @@ a tag it already holds in its cache instead of loading it without a word."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,22 @@ from huggingface_hub.errors import RevisionNotFoundError
 from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
 REASON = "Memorised a patient identifier in generated images"
+# Pythons of side venvs with other huggingface_hub releases (0.2x, 0.3x), separated by
+# os.pathsep, e.g. REGISTRY_TEST_HF_PYTHONS=/tmp/hf029/bin/python:/tmp/hf036/bin/python
+SIDE_PYTHONS = [p for p in os.environ.get("REGISTRY_TEST_HF_PYTHONS", "").split(os.pathsep) if p]
+SIDE_SCRIPT = """
+import sys
+from huggingface_hub import __version__, snapshot_download
+from huggingface_hub.utils import RevisionNotFoundError
+endpoint, cache, expect = sys.argv[1:4]
+try:
+    path = snapshot_download("mgh/cxr", revision="v2", endpoint=endpoint, cache_dir=cache)
+except RevisionNotFoundError as error:
+    print(f"{__version__} RevisionNotFoundError: {error}")
+    sys.exit(0 if expect == "refused" else 1)
+print(f"{__version__} loaded {path}")
+sys.exit(0 if expect == "loaded" else 1)
+"""
 
 
 def test_a_cached_tag_of_a_withdrawn_version_raises_revision_not_found(
@@ -40,3 +58,28 @@ def test_a_cached_tag_of_a_withdrawn_version_raises_revision_not_found(
 
     with pytest.raises(RevisionNotFoundError, match=REASON):
         snapshot_download("mgh/cxr", revision="v2", endpoint=live_server.url, cache_dir=cache)
+
+
+@pytest.mark.parametrize("python", SIDE_PYTHONS or ["(none)"])
+def test_older_huggingface_hub_releases_refuse_a_cached_withdrawn_tag(
+    python: str, registry, live_server, tiny_model_dir: Path, tmp_path: Path
+):
+    if not SIDE_PYTHONS:
+        pytest.skip("set REGISTRY_TEST_HF_PYTHONS to side venvs' pythons (0.2x, 0.3x)")
+    files = folder_files(tiny_model_dir)
+    api = UploadApi(make_token(registry, make_user(registry, "p@mgh.org", institution="mgh")),
+                    url=live_server.url)  # fmt: skip
+    assert api.publish("mgh/cxr", files, tier="open", tag="v1").status == 200
+    v2 = api.publish("mgh/cxr", {**files, "notes.txt": b"v2"}, tag="v2").body["version"]
+    cache = str(tmp_path / "hf")
+
+    def side(expect: str) -> str:
+        done = subprocess.run([python, "-c", SIDE_SCRIPT, live_server.url, cache, expect],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "loaded" in side("loaded")
+    path = f"/api/v1/models/mgh/cxr/versions/{v2['commit']}/withdraw"
+    assert api.call("POST", path, json={"reason": REASON}).status == 200
+    assert REASON in side("refused")

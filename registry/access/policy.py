@@ -32,7 +32,7 @@ IMPLIED_REQUIREMENT = "email-verified"
 TOP_KEYS = {"trainings", "duas", "tiers", "datasets"}
 TRAINING_KEYS = {"title", "valid_days", "description"}
 DUA_KEYS = {"title", "text", "url"}
-TIER_KEYS = {"description", "extends", "require", "dua", "review"}
+TIER_KEYS = {"description", "extends", "require", "dua", "review", "review_exempt"}
 DATASET_KEYS = {"title", "tier", "dua"}
 ANY_TIER = "any"
 
@@ -69,6 +69,13 @@ class TierSpec:
     dua: str | None
     review_required: bool
     description: str = ""
+    # Institutions (slugs) whose versions of this tier are published without review.
+    review_exempt: frozenset[str] = frozenset()
+
+    def reviewed_for(self, institution: str | None) -> bool:
+        return self.review_required and (
+            institution is None or institution not in self.review_exempt
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,12 +271,16 @@ def _tiers(
         review = body.get("review", True)
         if not isinstance(review, bool):
             raise PolicyError(file, f"{key}.review", "must be true or false")
+        exempt = body.get("review_exempt", [])
+        if not isinstance(exempt, list) or not all(isinstance(e, str) and e for e in exempt):
+            raise PolicyError(file, f"{key}.review_exempt", "must be a list of institution slugs")
         spec = TierSpec(
             name=name,
             requires=requires,
             dua=dua,
             review_required=review,
             description=_text(file, f"{key}.description", body.get("description"), required=False),
+            review_exempt=frozenset(exempt),
         )
         resolved[name] = spec
         return spec

@@ -18,10 +18,11 @@ from registry.publishing.signing import ManifestSigner
 from registry.repos import services as repos
 
 
-def review_required(policy: Any, tier: str) -> bool:
-    """The policy decides; without a rule every tier but ``open`` is reviewed."""
+def review_required(policy: Any, tier: str, institution: str | None = None) -> bool:
+    """The policy decides (per tier, and per institution where it says so); without a
+    rule every tier is reviewed."""
     rule = getattr(policy, "review_required", None)
-    return bool(rule(tier)) if callable(rule) else tier != "open"
+    return bool(rule(tier, institution)) if callable(rule) else True
 
 
 def pending_reviews(db: Session) -> list[Version]:

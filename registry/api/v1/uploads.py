@@ -127,7 +127,7 @@ def session_json(upload: UploadSession, model: Model) -> dict[str, Any]:
         "state": "expired" if _expired(upload) else upload.state,
         "created_at": iso(upload.created_at),
         "expires_at": iso(upload.expires_at),
-        "review_required": review.review_required(registry.policy, model.tier),
+        "review_required": review.review_required(registry.policy, model.tier, model.namespace),
         "version": {
             "id": upload.version_id,
             "state": version.state if version else None,
@@ -292,7 +292,7 @@ def commit_upload(session_id: str) -> Response:
         g.db,
         registry.blobs,
         upload,
-        review_required=review.review_required(registry.policy, model.tier),
+        review_required=review.review_required(registry.policy, model.tier, model.namespace),
         max_file_size=registry.settings.max_file_size,
         policies=registry.policy.policies,
         signer=lambda: signing.load_signer(g.db, registry.settings, registry.now()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,39 @@ def test_older_huggingface_hub_releases_refuse_a_cached_withdrawn_tag(
     path = f"/api/v1/models/mgh/cxr/versions/{v2['commit']}/withdraw"
     assert api.call("POST", path, json={"reason": REASON}).status == 200
     assert REASON in side("refused")
+
+
+DIFFUSERS_SCRIPT = """
+import logging, sys
+from diffusers import DiffusionPipeline
+logging.basicConfig(level=logging.WARNING)
+pipe = DiffusionPipeline.from_pretrained("mgh/cxr", revision="v2", cache_dir=sys.argv[1])
+print("LOADED", type(pipe).__name__)
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # slow: one database
+def test_diffusers_loads_a_cached_withdrawn_version_but_shows_the_reason(
+    registry, live_server, tiny_model_dir: Path, tmp_path: Path
+):
+    """The limit of the protocol: diffusers treats any Hub error as "offline" and falls
+    back to its cache, so the most a server can do is put the reason in its warning (the
+    README tells users to delete withdrawn copies and never share a cache)."""
+    files = folder_files(tiny_model_dir)
+    api = UploadApi(make_token(registry, make_user(registry, "p@mgh.org", institution="mgh")),
+                    url=live_server.url)  # fmt: skip
+    assert api.publish("mgh/cxr", files, tier="open", tag="v1").status == 200
+    v2 = api.publish("mgh/cxr", {**files, "notes.txt": b"v2"}, tag="v2").body["version"]
+    cache = str(tmp_path / "hf")
+    env = {**os.environ, "HF_ENDPOINT": live_server.url, "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+    def load() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", DIFFUSERS_SCRIPT, cache], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    first = load()
+    assert "LOADED" in first.stdout, first.stderr[-2000:]
+    path = f"/api/v1/models/mgh/cxr/versions/{v2['commit']}/withdraw"
+    assert api.call("POST", path, json={"reason": REASON}).status == 200
+    again = load()
+    assert REASON in again.stderr, again.stderr[-2000:]

@@ -17,9 +17,9 @@ from huggingface_hub.errors import RevisionNotFoundError
 from tests.registry.publishing_helpers import UploadApi, folder_files, make_token, make_user
 
 REASON = "Memorised a patient identifier in generated images"
-# Pythons of side venvs with other huggingface_hub releases (0.2x, 0.3x), separated by
-# os.pathsep, e.g. REGISTRY_TEST_HF_PYTHONS=/tmp/hf029/bin/python:/tmp/hf036/bin/python
-SIDE_PYTHONS = [p for p in os.environ.get("REGISTRY_TEST_HF_PYTHONS", "").split(os.pathsep) if p]
+# Older huggingface_hub releases, each in a side venv built once and cached beside the
+# trainer's (tests/trainer/side_venv.py); REGISTRY_TEST_HF_RELEASES overrides the list.
+SIDE_RELEASES = os.environ.get("REGISTRY_TEST_HF_RELEASES", "0.29.3,0.36.0").split(",")
 SIDE_SCRIPT = """
 import sys
 from huggingface_hub import __version__, snapshot_download
@@ -61,12 +61,35 @@ def test_a_cached_tag_of_a_withdrawn_version_raises_revision_not_found(
         snapshot_download("mgh/cxr", revision="v2", endpoint=live_server.url, cache_dir=cache)
 
 
-@pytest.mark.parametrize("python", SIDE_PYTHONS or ["(none)"])
+def hub_venv_python(release: str) -> Path:
+    """A cached venv holding only huggingface_hub ``release`` (and what it depends on)."""
+    import fcntl
+
+    from tests.trainer.side_venv import VENVS
+
+    folder = VENVS / f"huggingface-hub-{release}-py{sys.version_info[0]}{sys.version_info[1]}"
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with (VENVS / "huggingface-hub.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").is_file():
+            python = str(folder / "bin" / "python")
+            for step in ([sys.executable, "-m", "venv", "--clear", str(folder)],
+                         [python, "-m", "pip", "install", "--quiet",
+                          f"huggingface_hub=={release}"]):  # fmt: skip
+                done = subprocess.run(step, capture_output=True, text=True, timeout=600)
+                if done.returncode != 0:
+                    pytest.skip(f"cannot build a huggingface_hub {release} venv: "
+                                f"{done.stderr[-500:]}")  # fmt: skip
+            (folder / ".complete").write_text(release + "\n", "utf-8")
+    return folder / "bin" / "python"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the client is the point
+@pytest.mark.parametrize("release", SIDE_RELEASES)
 def test_older_huggingface_hub_releases_refuse_a_cached_withdrawn_tag(
-    python: str, registry, live_server, tiny_model_dir: Path, tmp_path: Path
+    release: str, registry, live_server, tiny_model_dir: Path, tmp_path: Path
 ):
-    if not SIDE_PYTHONS:
-        pytest.skip("set REGISTRY_TEST_HF_PYTHONS to side venvs' pythons (0.2x, 0.3x)")
+    python = str(hub_venv_python(release))
     files = folder_files(tiny_model_dir)
     api = UploadApi(make_token(registry, make_user(registry, "p@mgh.org", institution="mgh")),
                     url=live_server.url)  # fmt: skip
@@ -78,6 +101,7 @@ def test_older_huggingface_hub_releases_refuse_a_cached_withdrawn_tag(
         done = subprocess.run([python, "-c", SIDE_SCRIPT, live_server.url, cache, expect],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith(release)
         return done.stdout
 
     assert "loaded" in side("loaded")

@@ -121,5 +121,6 @@ def test_a_model_with_nothing_published_looks_missing_to_outsiders(
     staff = people.token(people.user("p@demo.org", institution="demo", role="publisher"), "read")
     for token, status in ((None, 404), (outsider, 404), (member, 404), (staff, 200)):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        reply = client.get("/api/v1/models/demo/soon/versions", headers=headers)
-        assert reply.status_code == status, (token, reply.get_json())
+        for path in ("/api/v1/models/demo/soon/versions", "/api/v1/models/demo/soon/versions/1"):
+            reply = client.get(path, headers=headers)
+            assert reply.status_code == status, (path, token, reply.get_json())

@@ -103,8 +103,7 @@ def commit_session(
             db.refresh(version)
             return version
         require_open(upload, now)
-        if review_required:
-            reserve_tag(db, version)
+        reserve_tag(db, version)  # also against versions of this tag waiting for review
         for row in rows:
             db.add(File(version_id=version.id, path=row.path, size=row.size, sha256=row.sha256))
         version.card_data = card

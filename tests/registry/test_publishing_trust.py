@@ -233,3 +233,12 @@ def test_a_push_run_again_after_a_lost_answer_returns_the_same_version(publisher
     assert repeat.body["version"]["id"] == untagged.body["version"]["id"]
     versions = publisher.call("GET", "/api/v1/models/mgh/again/versions").body
     assert len(versions) == 2, versions
+
+
+def test_a_tag_waiting_for_review_is_reserved_even_against_unreviewed_versions(publisher, files):
+    odd = card(files, "open", "[chexpert-plus]")  # an unknown data set: reviewed
+    waiting = publisher.publish("mgh/mixed", odd, tier="open", tag="v1")
+    assert waiting.body["state"] == "in-review", waiting.body
+    plain = {**files, "notes.txt": b"a plain open version"}
+    taken = publisher.publish("mgh/mixed", plain, tag="v1")
+    assert taken.status == 409 and "waits for review" in taken.body["error"], taken.body

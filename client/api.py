@@ -418,6 +418,12 @@ class RegistryClient:
         if located is None:
             return folder, Provenance(folder.resolve().name, "unregistered local folder")
         repo, commit = located
+        self.refuse_if_withdrawn(repo, commit)
+        return folder, Provenance(repo, commit, self.url)
+
+    def refuse_if_withdrawn(self, repo: str, commit: str) -> None:
+        """Ask the registry about a cached version before it is used; ``VersionWithdrawn``
+        if it was withdrawn. Offline, say that nothing could be checked."""
         try:
             self.resolve(repo, commit)
         except ServerUnavailable:
@@ -425,17 +431,19 @@ class RegistryClient:
                 f"NOTICE: {self.url} is unreachable; could not check whether {repo}@{commit} "
                 "was withdrawn."
             )
-        return folder, Provenance(repo, commit, self.url)
 
     # verify ----------------------------------------------------------------------------
     def verify(self, ref: str) -> list[tuple[str, str]]:
-        """Re-hash a cached version and re-check its signatures; returns (path, problem)."""
+        """Re-hash a cached version and re-check its signatures; returns (path, problem).
+
+        Online, the registry is asked first: a withdrawn version is refused, not verified."""
         from client.cache_check import verify_cached_version
 
         repo, revision = parse_ref(ref)
         commit = self.cached_commit(repo, revision)
         if commit is None:
             raise NotFound(f"{ref} is not in the cache at {self.cache.root}; pull it first")
+        self.refuse_if_withdrawn(repo, commit)
         offline = ManifestVerifier(
             self.trust,
             registry_keys=None,

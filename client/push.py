@@ -161,7 +161,8 @@ class Uploader:
                 session = self.http.get_json(f"/api/v1/uploads/{quote(str(previous))}")
             except RegistryClientError:
                 session = None
-            if isinstance(session, dict) and session.get("state") == "open":
+            # "committed": the commit's answer was lost; committing again returns the version.
+            if isinstance(session, dict) and session.get("state") in ("open", "committed"):
                 self.notify(f"Resuming upload session {previous}")
                 return session
         session = self.http.call_json("POST", "/api/v1/uploads", json=body)

@@ -46,10 +46,11 @@ class PolicyEngine:
         spec = self.policies.tiers.get(tier)
         return spec.dua if spec is not None else None
 
-    def review_required(self, tier: str) -> bool:
-        """Whether versions of ``tier`` need a registry admin's review (unknown tier: yes)."""
+    def review_required(self, tier: str, institution: str | None = None) -> bool:
+        """Whether versions of ``tier`` (from ``institution``, a slug, if given) need a
+        registry admin's review; an unknown tier: yes."""
         spec = self.policies.tiers.get(tier)
-        return True if spec is None else spec.review_required
+        return True if spec is None else spec.reviewed_for(institution)
 
     def training(self, kind: str) -> TrainingSpec | None:
         return self.policies.trainings.get(kind)

@@ -29,10 +29,12 @@ PLAIN_REQUIREMENTS = frozenset(
 )
 # Every tier above open needs a proven address, whether or not its file says so.
 IMPLIED_REQUIREMENT = "email-verified"
-TOP_KEYS = {"trainings", "duas", "tiers"}
+TOP_KEYS = {"trainings", "duas", "tiers", "datasets"}
 TRAINING_KEYS = {"title", "valid_days", "description"}
 DUA_KEYS = {"title", "text", "url"}
-TIER_KEYS = {"description", "extends", "require", "dua", "review"}
+TIER_KEYS = {"description", "extends", "require", "dua", "review", "review_exempt"}
+DATASET_KEYS = {"title", "tier", "dua"}
+ANY_TIER = "any"
 
 
 class PolicyError(ConfigError):
@@ -67,6 +69,24 @@ class TierSpec:
     dua: str | None
     review_required: bool
     description: str = ""
+    # Institutions (slugs) whose versions of this tier are published without review.
+    review_exempt: frozenset[str] = frozenset()
+
+    def reviewed_for(self, institution: str | None) -> bool:
+        return self.review_required and (
+            institution is None or institution not in self.review_exempt
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """The least a model trained on this data set must demand (``tier`` None: any tier)."""
+
+    id: str
+    title: str
+    tier: str | None
+    dua: str | None
+    file: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +94,7 @@ class PolicySet:
     trainings: dict[str, TrainingSpec]
     duas: dict[str, DuaSpec]
     tiers: dict[str, TierSpec]
+    datasets: dict[str, DatasetSpec] = dataclasses.field(default_factory=dict)
 
 
 def load_policies(folder: Path) -> PolicySet:
@@ -99,7 +120,8 @@ def load_policies(folder: Path) -> PolicySet:
     tiers = _tiers(raw["tiers"], trainings, duas)
     if not tiers:
         raise PolicyError(files[0].name, "tiers", "no access tiers declared")
-    return PolicySet(trainings=trainings, duas=duas, tiers=tiers)
+    datasets = {i: _dataset(f, i, b, tiers, duas) for i, (f, b) in raw["datasets"].items()}
+    return PolicySet(trainings=trainings, duas=duas, tiers=tiers, datasets=datasets)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -188,6 +210,29 @@ def _dua(folder: Path, file: str, ident: str, body: Any) -> DuaSpec:
     )
 
 
+def _dataset(
+    file: str, ident: str, body: Any, tiers: dict[str, TierSpec], duas: dict[str, DuaSpec]
+) -> DatasetSpec:
+    key = f"datasets.{ident}"
+    _check_id(file, key, ident)
+    body = _mapping(file, key, body, DATASET_KEYS)
+    tier = body.get("tier")
+    if tier != ANY_TIER and tier not in tiers:
+        raise PolicyError(
+            file, f"{key}.tier", f"must be '{ANY_TIER}' or a declared tier ({sorted(tiers)})"
+        )
+    dua = body.get("dua")
+    if dua is not None and dua not in duas:
+        raise PolicyError(file, f"{key}.dua", f"unknown DUA {dua!r} (declared: {sorted(duas)})")
+    return DatasetSpec(
+        id=ident,
+        title=_text(file, f"{key}.title", body.get("title"), required=False) or ident,
+        tier=None if tier == ANY_TIER else tier,
+        dua=dua,
+        file=file,
+    )
+
+
 def _tiers(
     raw: dict[str, tuple[str, Any]],
     trainings: dict[str, TrainingSpec],
@@ -222,15 +267,20 @@ def _tiers(
             raise PolicyError(file, f"{key}.dua", f"unknown DUA {dua!r} (declared: {sorted(duas)})")
         if "dua-signed" in requires and dua is None:
             raise PolicyError(file, f"{key}.require", "'dua-signed' needs a 'dua' for the tier")
-        review = body.get("review", bool(requires))
+        # Every tier is reviewed (open included) unless its policy says ``review: false``.
+        review = body.get("review", True)
         if not isinstance(review, bool):
             raise PolicyError(file, f"{key}.review", "must be true or false")
+        exempt = body.get("review_exempt", [])
+        if not isinstance(exempt, list) or not all(isinstance(e, str) and e for e in exempt):
+            raise PolicyError(file, f"{key}.review_exempt", "must be a list of institution slugs")
         spec = TierSpec(
             name=name,
             requires=requires,
             dua=dua,
             review_required=review,
             description=_text(file, f"{key}.description", body.get("description"), required=False),
+            review_exempt=frozenset(exempt),
         )
         resolved[name] = spec
         return spec

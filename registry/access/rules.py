@@ -224,6 +224,17 @@ manage_institution = _institution_role(ADMIN_ROLES, admins=True, none_means_own=
 create_model = _institution_role(STAFF_ROLES, admins=False, none_means_own=True)
 upload = _institution_role(STAFF_ROLES, admins=False, none_means_own=False)
 
+
+def draft_reader(ctx: Context, resource: Any) -> Decision:
+    """Unpublished versions: their uploader, the institution's staff, registry admins.
+
+    A plain ``member`` of the institution sees only drafts they uploaded themselves."""
+    mine = isinstance(resource, Version) and ctx.user is not None
+    if mine and resource.created_by_id == ctx.user.id:
+        return ALLOW
+    return staff_or_admin(ctx, resource)
+
+
 ACTIONS: dict[str, Rule] = {
     "public": Rule("read", anyone),
     "model:list": Rule("read", anyone),
@@ -247,7 +258,7 @@ ACTIONS: dict[str, Rule] = {
     "access-request:decide": Rule("admin", decide_requests),
     "model:create": Rule("write", create_model),
     "version:upload": Rule("write", upload),
-    "version:read-draft": Rule("read", staff_or_admin),
+    "version:read-draft": Rule("read", draft_reader),
     "version:review": Rule("admin", registry_admin),
     "version:withdraw": Rule("write", staff_or_admin),
     "version:downloads": Rule("read", staff_or_admin),

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from registry.access.policy import TierSpec
@@ -52,8 +53,13 @@ def create(
             until = f" until {earlier.expires_at:%Y-%m-%d}" if earlier.expires_at else ""
             raise Conflict(f"You already have access to {model.repo_id}{until}.")
     request = AccessRequest(model_id=model.id, user_id=user.id, fields=fields, created_at=now)
-    db.add(request)
-    db.flush()
+    try:
+        with db.begin_nested():
+            db.add(request)
+    except IntegrityError:  # a request sent at the same moment is already pending
+        raise Conflict(
+            f"Your request for {model.repo_id} is already awaiting review (sent twice?)."
+        ) from None
     _record(db, "access-request:create", request, user, {}, now)
     db.flush()
     return request
@@ -110,7 +116,7 @@ def decide(
     if request.status != "pending":
         raise Conflict(f"Access request {request.id} was already {request.status}.")
     until = parse_until(expires_at, now) if decision == "accept" else None
-    request.status = "accepted" if decision == "accept" else "rejected"
+    _transition(db, request, "pending", "accepted" if decision == "accept" else "rejected")
     request.reason = reason
     request.expires_at = until
     request.decided_by_id = actor.id
@@ -135,13 +141,26 @@ def revoke(
     problems.raise_if_any("Cannot revoke the grant")
     if request.status != "accepted":
         raise Conflict(f"Access request {request.id} is {request.status}, not an accepted grant.")
-    request.status = "revoked"
+    _transition(db, request, "accepted", "revoked")
     request.reason = reason
     request.revoked_at = now
     request.revoked_by_id = actor.id
     _record(db, "access-request:revoke", request, actor, {"reason": reason}, now)
     db.flush()
     return request
+
+
+def _transition(db: Session, request: AccessRequest, old: str, new: str) -> None:
+    """Compare-and-set ``old`` → ``new``: of two decisions sent at once, one wins."""
+    changed = db.execute(
+        update(AccessRequest)
+        .where(AccessRequest.id == request.id, AccessRequest.status == old)
+        .values(status=new)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.refresh(request)
+    if changed != 1:
+        raise Conflict(f"Access request {request.id} was {request.status} meanwhile.")
 
 
 def list_requests(

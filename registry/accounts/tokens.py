@@ -40,8 +40,13 @@ def create_token(
     default_days: int,
     max_days: int,
     now: dt.datetime,
+    parent: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the plaintext (shown once, never stored)."""
+    """Create a token; returns the row and the plaintext (shown once, never stored).
+
+    A token minted with another token (``parent``) expires no later than it and stops
+    working as soon as it is revoked or expires.
+    """
     problems = Problems()
     name = problems.text("name", name, max_length=100)
     if scope not in TOKEN_SCOPES:
@@ -59,7 +64,10 @@ def create_token(
         scope=scope,
         created_at=now,
         expires_at=now + dt.timedelta(days=days),
+        parent_id=parent.id if parent is not None else None,
     )
+    if parent is not None:
+        token.expires_at = min(token.expires_at, parent.expires_at)
     db.add(token)
     db.flush()
     record_event(
@@ -105,7 +113,31 @@ def authenticate_token(db: Session, presented: str, now: dt.datetime) -> ApiToke
         raise Unauthorized(f"{label} expired on {token.expires_at:%Y-%m-%d}; {where}")
     if not token.user.is_active:
         raise Unauthorized(f"{label} belongs to a disabled account")
+    _require_live_ancestors(db, token, label, now, where)
     return token
+
+
+MAX_TOKEN_DEPTH = 16
+
+
+def _require_live_ancestors(
+    db: Session, token: ApiToken, label: str, now: dt.datetime, where: str
+) -> None:
+    """A token minted by a token dies with it (and with every token above that)."""
+    current = token
+    for _ in range(MAX_TOKEN_DEPTH):
+        if current.parent_id is None:
+            return
+        parent = db.get(ApiToken, current.parent_id)
+        if parent is None:
+            break
+        name = f"API token {parent.prefix}... ({parent.name})"
+        if parent.revoked_at is not None:
+            raise Unauthorized(f"{label} was minted by {name}, which was revoked; {where}")
+        if parent.expires_at <= now:
+            raise Unauthorized(f"{label} was minted by {name}, which expired; {where}")
+        current = parent
+    raise Unauthorized(f"{label} descends from a token that no longer exists; {where}")
 
 
 def touch(db: Session, token: ApiToken, now: dt.datetime) -> None:

@@ -19,8 +19,9 @@ from registry.api.ranges import parse_range
 from registry.api.v1.serializers import iso
 from registry.audit.services import record_event
 from registry.context import current_registry
-from registry.errors import EntryNotFound, RangeNotSatisfiable, Unauthorized, VersionWithdrawn
+from registry.errors import EntryNotFound, RangeNotSatisfiable, Unauthorized
 from registry.models import File, Model, Version
+from registry.publishing.withdrawal import refuse_withdrawn
 from registry.repos import services as repos
 
 bp = Blueprint("hf", __name__)
@@ -123,6 +124,7 @@ def model_revision(namespace: str, name: str, revision: str) -> Response:
     model = repos.get_model(g.db, namespace, name)
     authorize(model)
     version = repos.resolve_revision(g.db, model, revision)
+    refuse_withdrawn(version)
     return jsonify(model_info_payload(model, version))
 
 
@@ -133,6 +135,7 @@ def list_tree(namespace: str, name: str, revision: str, path: str = "") -> Respo
     model = repos.get_model(g.db, namespace, name)
     authorize(model)
     version = repos.resolve_revision(g.db, model, revision)
+    refuse_withdrawn(version)
     path = path.strip("/")
     if path:
         repos.check_file_path(path)
@@ -190,15 +193,7 @@ def _link_next(response: Response, offset: int) -> None:
 def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
     model, version, file = repos.lookup_file(g.db, namespace, name, revision, path)
     authorize(version)
-    if version.state == "withdrawn":
-        # Stock huggingface_hub shows X-Error-Message only for codes it knows; with any other
-        # code it ends in "check your connection". The JSON body keeps VersionWithdrawn.
-        raise VersionWithdrawn(
-            f"{model.repo_id} version {version.commit} was withdrawn on "
-            f"{version.withdrawn_at:%Y-%m-%d}: {version.withdrawn_reason}. Its files can no "
-            "longer be downloaded.",
-            headers={"X-Error-Code": "RevisionNotFound"},
-        )
+    refuse_withdrawn(version)
     headers = {
         "X-Repo-Commit": version.commit or "",
         "ETag": f'"{file.sha256}"',

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.access.requirements import require_verified_email
@@ -54,8 +55,11 @@ def apply(
     if "pending" in statuses:
         raise Conflict("You already have an application awaiting review.")
     application = CredentialApplication(user_id=user.id, created_at=now, **values)
-    db.add(application)
-    db.flush()
+    try:
+        with db.begin_nested():
+            db.add(application)
+    except IntegrityError:  # another application was filed at the same moment
+        raise Conflict("You already have an application awaiting review.") from None
     record_event(
         db,
         "credential:apply",
@@ -115,7 +119,15 @@ def decide(
         require_verified_email(
             db, application.user, f"The application of {application.user.email} cannot be accepted"
         )
-    application.status = DECISIONS[decision]
+    changed = db.execute(
+        update(CredentialApplication)
+        .where(CredentialApplication.id == application.id, CredentialApplication.status == expected)
+        .values(status=DECISIONS[decision])
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.refresh(application)
+    if changed != 1:
+        raise Conflict(f"Application {application.id} was {application.status} meanwhile.")
     application.reason = reason
     application.decided_by_id = actor.id
     application.decided_at = now

@@ -85,5 +85,7 @@ class ApiToken(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The token that minted this one (API call authenticated by a token): it dies with it.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"), index=True)
 
     user: Mapped[User] = relationship()

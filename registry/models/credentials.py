@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.db import Base, UTCDateTime, utcnow
@@ -14,8 +14,21 @@ APPLICATION_STATES = ("pending", "accepted", "rejected", "revoked")
 TRAINING_STATES = ("pending", "accepted", "rejected")
 
 
+# One open (pending or accepted) application per user: a revoke leaves nothing behind.
+OPEN_APPLICATION = text("status IN ('pending', 'accepted')")
+
+
 class CredentialApplication(Base):
     __tablename__ = "credential_applications"
+    __table_args__ = (
+        Index(
+            "uq_credential_applications_open",
+            "user_id",
+            unique=True,
+            postgresql_where=OPEN_APPLICATION,
+            sqlite_where=OPEN_APPLICATION,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

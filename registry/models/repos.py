@@ -5,13 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.db import Base, UTCDateTime, utcnow
 from registry.models.accounts import Institution, User
 
 VERSION_STATES = ("draft", "in-review", "published", "rejected", "withdrawn")
+# At most one version waiting for review per tag: the tag is reserved when it is submitted.
+RESERVED_TAG = text("state = 'in-review' AND requested_tag IS NOT NULL")
+# At most one pending access request per user and model, whatever the requests race.
+PENDING_REQUEST = text("status = 'pending'")
 ACCESS_REQUEST_STATES = ("pending", "accepted", "rejected", "revoked")
 
 
@@ -45,6 +59,16 @@ class Version(Base):
     """An immutable snapshot. ``commit`` is the 40-hex id derived from its manifest."""
 
     __tablename__ = "versions"
+    __table_args__ = (
+        Index(
+            "uq_versions_reserved_tag",
+            "model_id",
+            "requested_tag",
+            unique=True,
+            postgresql_where=RESERVED_TAG,
+            sqlite_where=RESERVED_TAG,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
@@ -120,6 +144,16 @@ class Blob(Base):
 
 class AccessRequest(Base):
     __tablename__ = "access_requests"
+    __table_args__ = (
+        Index(
+            "uq_access_requests_pending",
+            "user_id",
+            "model_id",
+            unique=True,
+            postgresql_where=PENDING_REQUEST,
+            sqlite_where=PENDING_REQUEST,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)

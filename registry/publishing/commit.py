@@ -6,21 +6,29 @@ import datetime as dt
 from collections.abc import Callable
 from typing import BinaryIO
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from registry.access.policy import PolicySet
 from registry.audit.services import record_event
 from registry.db import commit_early
 from registry.errors import Conflict, ValidationFailed
-from registry.models import File, UploadFile, UploadSession, User, Version
+from registry.models import File, Tag, UploadFile, UploadSession, User, Version
 from registry.publishing import institution_keys
 from registry.publishing.chunks import finalize_file, received
 from registry.publishing.locks import serialize_writes
 from registry.publishing.manifest import manifest_time
 from registry.publishing.model_card import CARD_PATH
 from registry.publishing.publish import publish_version, seal_manifest
-from registry.publishing.sessions import abort_session, require_open, session_files
+from registry.publishing.sessions import (
+    abort_session,
+    require_open,
+    session_files,
+    stored_as_declared,
+)
 from registry.publishing.signing import ManifestSigner
+from registry.publishing.tier_floor import check_floor
 from registry.publishing.validation import FileEntry, Problem, validate_version
 from registry.storage import BlobStore
 
@@ -53,16 +61,22 @@ def commit_session(
     *,
     review_required: bool,
     max_file_size: int,
+    policies: PolicySet | None = None,
     signer: Callable[[], ManifestSigner],
     publisher_signature: str | None,
     publisher_key_id: str | None,
     actor: User | None,
     now: dt.datetime,
 ) -> Version:
-    """Turn a fully received session into an in-review or published version, or refuse."""
-    require_open(upload, now)
+    """Turn a fully received session into an in-review or published version, or refuse.
+
+    Committing a committed session again (its answer was lost) returns the same version.
+    """
     version = db.get(Version, upload.version_id)
     assert version is not None
+    if upload.state == "committed":
+        return version
+    require_open(upload, now)
     rows = session_files(db, upload)
     for row in rows:
         finalize_file(db, blobs, row, now)
@@ -72,6 +86,10 @@ def commit_session(
     if signed:
         _check_signature(db, upload, version, rows, publisher_signature, publisher_key_id)
     card, problems = validate_version(_entries(blobs, rows), max_file_size=max_file_size)
+    if not problems and policies is not None:
+        floor = check_floor(db, policies, version.model, version, rows, card)
+        problems = floor.problems
+        review_required = review_required or bool(floor.unknown_datasets)
     if problems:
         _refuse(db, blobs, upload, version, problems, actor=actor, now=now)
     card_text = _card_text(blobs, rows)
@@ -81,7 +99,11 @@ def commit_session(
         # keeps every blob an open session lists, so re-checking that it is open suffices.
         serialize_writes(db)
         db.refresh(upload)
+        if upload.state == "committed":  # a repeated commit won the lock first
+            db.refresh(version)
+            return version
         require_open(upload, now)
+        reserve_tag(db, version)  # also against versions of this tag waiting for review
         for row in rows:
             db.add(File(version_id=version.id, path=row.path, size=row.size, sha256=row.sha256))
         version.card_data = card
@@ -119,8 +141,39 @@ def commit_session(
     return version
 
 
+def reserve_tag(db: Session, version: Version) -> None:
+    """Refuse a tag that names a published version or one already waiting for review.
+
+    Callers hold ``serialize_writes``; the partial unique index on in-review versions'
+    tags is the database's own guarantee behind this check.
+    """
+    tag = version.requested_tag
+    if tag is None:
+        return
+    taken = db.scalar(select(Tag.id).where(Tag.model_id == version.model_id, Tag.name == tag))
+    waiting = db.scalar(
+        select(Version.id).where(
+            Version.model_id == version.model_id,
+            Version.requested_tag == tag,
+            Version.state == "in-review",
+            Version.id != version.id,
+        )
+    )
+    if taken is not None or waiting is not None:
+        where = (
+            "names a published version"
+            if taken is not None
+            else f"is reserved by version {waiting}, which waits for review"
+        )
+        raise Conflict(
+            f"Tag {tag!r} of {version.model.repo_id} {where}; push this version with another tag."
+        )
+
+
 def _require_complete(db: Session, blobs: BlobStore, rows: list[UploadFile]) -> None:
-    missing = [row for row in rows if row.complete and not blobs.exists(row.sha256)]
+    missing = [
+        row for row in rows if row.complete and not stored_as_declared(blobs, row.sha256, row.size)
+    ]
     for row in missing:  # collected meanwhile (e.g. by gc): the bytes must come again
         row.complete = False
     incomplete = [row for row in rows if not row.complete]

@@ -6,21 +6,23 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict, RevisionNotFound
 from registry.models import Model, User, Version
+from registry.publishing.locks import serialize_writes
 from registry.publishing.publish import publish_version
 from registry.publishing.signing import ManifestSigner
 from registry.repos import services as repos
 
 
-def review_required(policy: Any, tier: str) -> bool:
-    """The policy decides; without a rule every tier but ``open`` is reviewed."""
+def review_required(policy: Any, tier: str, institution: str | None = None) -> bool:
+    """The policy decides (per tier, and per institution where it says so); without a
+    rule every tier is reviewed."""
     rule = getattr(policy, "review_required", None)
-    return bool(rule(tier)) if callable(rule) else tier != "open"
+    return bool(rule(tier, institution)) if callable(rule) else True
 
 
 def pending_reviews(db: Session) -> list[Version]:
@@ -52,9 +54,10 @@ def publish_reviewed(
     actor: User | None,
     now: dt.datetime,
 ) -> Version:
-    """Publish an in-review version in one transaction."""
-    _require_in_review(version, "publish")
-    version.reviewed_by_id = actor.id if actor is not None else None
+    """Publish an in-review version in one transaction (one reviewer wins a race)."""
+    _require_other_reviewer(version, actor, "publish")
+    serialize_writes(db)  # the lock publish_version takes, first: one lock order everywhere
+    _claim(db, version, "published", actor, "publish")
     publish_version(db, version, actor=actor, now=now, signer=signer())
     return version
 
@@ -69,11 +72,11 @@ def reject_version(
 ) -> Version:
     """Refuse an in-review version; the publisher sees the reason."""
     _require_in_review(version, "reject")
+    _require_other_reviewer(version, actor, "reject")
     if not reason.strip():
         raise BadRequest("Give a 'reason' for the rejection; the publisher will see it.")
-    version.state = "rejected"
+    _claim(db, version, "rejected", actor, "reject")
     version.reject_reason = reason.strip()
-    version.reviewed_by_id = actor.id if actor is not None else None
     record_event(
         db,
         "version:reject",
@@ -86,6 +89,30 @@ def reject_version(
     )
     db.flush()
     return version
+
+
+def _claim(db: Session, version: Version, state: str, actor: User | None, verb: str) -> None:
+    """Compare-and-set ``in-review`` → ``state``: a second reviewer's decision finds none."""
+    claimed = db.execute(
+        update(Version)
+        .where(Version.id == version.id, Version.state == "in-review")
+        .values(state=state, reviewed_by_id=actor.id if actor is not None else None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.refresh(version)
+    if claimed != 1:
+        raise Conflict(
+            f"{version.model.repo_id} version {version.id} is {version.state}: another "
+            f"reviewer decided first, so it cannot be {verb}ed now."
+        )
+
+
+def _require_other_reviewer(version: Version, actor: User | None, verb: str) -> None:
+    if actor is not None and version.created_by_id == actor.id:
+        raise Conflict(
+            f"You uploaded {version.model.repo_id} version {version.id}; another registry "
+            f"admin must {verb} it (nobody reviews their own upload)."
+        )
 
 
 def _require_in_review(version: Version, verb: str) -> None:

@@ -28,7 +28,7 @@ from registry.publishing import ledger
 from registry.publishing.model_card import CARD_PATH
 from registry.publishing.validation import Problem, check_file_kind, check_path
 from registry.repos import services as repos
-from registry.storage import BlobStore
+from registry.storage import BlobNotFoundError, BlobStore
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILES = 10_000
@@ -175,17 +175,21 @@ def open_session(
     now: dt.datetime,
 ) -> UploadSession:
     """Create the draft version and its session; files already held are complete at once."""
-    if model.id is not None:
-        _check_same_terms(model, req)
-    _check_tag(db, model, req.tag)
-    base = _base_version(db, req.base) if req.base else None
     declared = list(req.files)
     card_bytes = req.card.encode("utf-8") if req.card is not None else None
     if card_bytes is not None:
         declared.append(
             DeclaredFile(CARD_PATH, len(card_bytes), hashlib.sha256(card_bytes).hexdigest())
         )
+    if model.id is not None:
+        _check_same_terms(model, req)
     _check_declared(req, declared, limits)
+    if model.id is not None:
+        earlier = _committed_twin(db, model, req.tag, declared, user)
+        if earlier is not None:  # the push ran again after its commit answer was lost
+            return earlier
+    _check_tag(db, model, req.tag)
+    base = _base_version(db, req.base) if req.base else None
     _check_quota(db, model.institution_id, req.namespace, declared, limits)
 
     if model.id is None:
@@ -222,7 +226,7 @@ def open_session(
     for item in declared:
         complete = item.size == 0 or (
             ledger.institution_holds(db, model.institution_id, item.sha256)
-            and blobs.exists(item.sha256)
+            and stored_as_declared(blobs, item.sha256, item.size)
         )
         db.add(
             UploadFile(
@@ -254,6 +258,41 @@ def open_session(
     )
     db.flush()
     return upload
+
+
+def stored_as_declared(blobs: BlobStore, sha256: str, size: int) -> bool:
+    """Whether the store holds ``sha256`` with exactly ``size`` bytes (dedup trusts no size)."""
+    try:
+        return blobs.size(sha256) == size
+    except BlobNotFoundError:
+        return False
+
+
+def _committed_twin(
+    db: Session, model: Model, tag: str | None, declared: list[DeclaredFile], user: User
+) -> UploadSession | None:
+    """The committed session of ``user``'s newest version of ``model`` if it has exactly
+    these files and this tag: pushing it again then answers with that version."""
+    newest = db.scalar(
+        select(Version)
+        .where(
+            Version.model_id == model.id,
+            Version.created_by_id == user.id,
+            Version.state.in_(("in-review", "published")),
+        )
+        .order_by(Version.id.desc())
+        .limit(1)
+    )
+    if newest is None or newest.requested_tag != tag:
+        return None
+    held = {(f.path, f.size, f.sha256) for f in repos.version_files(db, newest)}
+    if held != {(f.path, f.size, f.sha256) for f in declared}:
+        return None
+    return db.scalar(
+        select(UploadSession).where(
+            UploadSession.version_id == newest.id, UploadSession.state == "committed"
+        )
+    )
 
 
 def _mark_complete(db: Session, session_id: str, path: str) -> None:

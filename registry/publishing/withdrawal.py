@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from registry.audit.services import record_event
-from registry.errors import BadRequest, Conflict
+from registry.errors import BadRequest, Conflict, VersionWithdrawn
 from registry.models import User, Version
 
 
@@ -42,3 +42,20 @@ def withdraw_version(
     )
     db.flush()
     return version
+
+
+def refuse_withdrawn(version: Version) -> None:
+    """Raise 410 for a withdrawn version, with the reason and the code stock clients know.
+
+    Stock huggingface_hub shows X-Error-Message only for codes it knows (RevisionNotFound
+    becomes ``RevisionNotFoundError``, which also stops it from using a cached copy); with
+    any other code it ends in "check your connection". The JSON body keeps VersionWithdrawn.
+    """
+    if version.state != "withdrawn":
+        return
+    raise VersionWithdrawn(
+        f"{version.model.repo_id} version {version.commit} was withdrawn on "
+        f"{version.withdrawn_at:%Y-%m-%d}: {version.withdrawn_reason}. Its files can no "
+        "longer be downloaded; delete any copy you hold.",
+        headers={"X-Error-Code": "RevisionNotFound"},
+    )

@@ -59,6 +59,7 @@ def upload_form() -> str:
         models=models,
         selected=request.args.get("repo", ""),
         tiers=[(t, policy.default_dua(t) or "") for t in tiers],
+        reviewed_tiers=[t for t in tiers if policy.review_required(t, institution.slug)],
         duas=policy.duas(),
         card_fields=CARD_FIELDS,
         required_fields=REQUIRED_CARD_FIELDS,

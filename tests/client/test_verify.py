@@ -17,7 +17,29 @@ def test_verify_passes_on_an_intact_cache(counted_server, client_dirs, open_tiny
 
     assert done.returncode == 0, done.stderr
     assert "verified" in done.stdout
-    assert counted_server.traffic.requests == []  # offline: pinned keys and local bytes only
+    # Online, only the version's manifest is asked for (was it withdrawn?); no file moves.
+    paths = [r[1] for r in counted_server.traffic.requests]
+    assert paths and all("/manifest" in path for path in paths), paths
+
+
+def test_verify_refuses_a_cached_version_the_registry_withdrew(
+    registry, counted_server, client_dirs, open_tiny, make_client
+):
+    from sqlalchemy import select
+
+    from registry.models import Version
+    from registry.publishing.withdrawal import withdraw_version
+
+    folder = make_client().pull("demo/tiny", quiet=True).path
+    with registry.sessions() as db, db.begin():
+        version = db.scalar(select(Version).where(Version.commit == open_tiny.commit))
+        withdraw_version(db, version, "re-identifiable faces", actor=None, now=registry.now())
+
+    done = run_cli("--url", counted_server.url, "verify", "demo/tiny")
+
+    assert done.returncode == 6, done.stderr
+    assert "re-identifiable faces" in done.stderr
+    assert folder.exists()  # withdrawal is not damage: the user decides what to delete
 
 
 def test_verify_finds_damage_and_the_next_pull_repairs_it(

@@ -194,7 +194,7 @@ def _dump_text(registry) -> str:
 
 def test_token_plaintext_is_shown_once_and_never_stored(api, people, registry) -> None:
     uid = people.user("ada@example.org")
-    admin_token = people.token(uid, "admin")
+    admin_token = people.token(uid, "admin", days=365)  # outlives the default 90 days
     made = api(
         "POST", "/api/v1/tokens", token=admin_token, json={"name": "laptop", "scope": "read"}
     )

@@ -93,6 +93,17 @@ duas:
         ("tiers: {open: {}}\ngroups: {}\n", "groups", "unknown section"),
         ("tiers:\n  open: {}\n bad-indent: {}\n", "line", "invalid YAML"),
         (BASE, "tiers", "no access tiers declared"),
+        (
+            "tiers: {open: {}}\ndatasets:\n  mimic-cxr: {tier: secret}\n",
+            "datasets.mimic-cxr.tier",
+            "must be 'any' or a declared tier",
+        ),
+        (
+            "tiers: {open: {}}\ndatasets:\n  mimic-cxr: {tier: open, dua: nope}\n",
+            "datasets.mimic-cxr.dua",
+            "unknown DUA 'nope'",
+        ),
+        ("tiers:\n  open: {review_exempt: demo}\n", "tiers.open.review_exempt", "list"),
     ],
 )
 def test_malformed_policy_names_file_key_and_problem(
@@ -133,3 +144,20 @@ def test_malformed_policy_stops_app_and_serve(tmp_path: Path, monkeypatch) -> No
     result = CliRunner().invoke(main, ["serve", "--port", "1"])
     assert result.exit_code != 0
     assert "access.yaml: tiers.c.require[0]: unknown training 'nope'" in result.output
+
+
+def test_shipped_datasets_set_tier_floors() -> None:
+    datasets = load_policies(SHIPPED).datasets
+    assert datasets["mimic-cxr"].tier == "credentialed"
+    assert datasets["mimic-cxr"].dua == "physionet-credentialed-1.5.0"
+    assert datasets["synthetic-phantoms"].tier is None  # any tier
+
+
+def test_every_tier_is_reviewed_unless_its_policy_says_otherwise_per_institution(
+    tmp_path: Path,
+) -> None:
+    folder = _policy(tmp_path, "tiers:\n  open: {}\n  lab: {review_exempt: [demo]}\n")
+    engine = PolicyEngine.load(folder)
+    assert engine.review_required("open") is True  # open included
+    assert engine.review_required("lab", "mgh") is True
+    assert engine.review_required("lab", "demo") is False

@@ -166,7 +166,7 @@ def test_new_models_need_a_tier_and_terms_stay_fixed(api, files):
     assert api.publish("mgh/new", files, tier="open", tag="v1").status == 200
     changed = api.open("mgh/new", files, tier="credentialed")
     assert changed.status == 409 and "tier" in changed.body["error"]
-    taken = api.open("mgh/new", files, tag="v1")
+    taken = api.open("mgh/new", {**files, "notes.txt": b"other files"}, tag="v1")
     assert taken.status == 409 and "v1" in taken.body["error"]
     digits = api.open("mgh/new", files, tag="2")
     assert digits.status == 400 and "v2" in digits.body["error"]

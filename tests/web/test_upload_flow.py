@@ -71,6 +71,8 @@ def test_publisher_uploads_resumes_after_reload_and_admin_publishes(
     # The folder's README.md filled the card fields.
     expect(page.locator("#card-source")).to_be_visible()
     expect(page.get_by_label("Licence")).to_have_value("apache-2.0")
+    # The card says open: the form asks, and the publisher keeps credentialed.
+    page.get_by_role("button", name="Keep credentialed (the card will say credentialed)").click()
     expect(page.get_by_label("Access tier (from the model)")).to_have_value("credentialed")
     expect(page.locator("#file-list li")).to_have_count(12)
     page.get_by_role("button", name="Upload and submit for review").click()
@@ -131,6 +133,7 @@ def test_refused_files_are_marked_beside_the_file(page, make_account, model_copy
     page.get_by_label("Model name").fill("with-pickle")
     page.set_input_files("#folder", str(model_copy))
     expect(page.get_by_label("Licence")).to_have_value("apache-2.0")
+    page.get_by_role("button", name="Keep credentialed (the card will say credentialed)").click()
     page.get_by_role("button", name="Upload and submit for review").click()
 
     row = page.locator("#file-list li[data-path='unet/diffusion_pytorch_model.bin']")
@@ -153,7 +156,8 @@ def test_new_version_of_an_existing_model_records_its_lineage(
     page.get_by_label("Version tag").fill("v2")
     page.get_by_label("Fine-tuned from").fill("demo/tiny@v1")
     page.set_input_files("#folder", str(tiny_model_dir))
-    page.get_by_role("button", name="Upload and submit for review").click()
+    page.get_by_label("I confirm that anyone, without an account, may download").check()
+    page.get_by_role("button", name="Upload and publish").click()
 
     # Open models need no review, so the version is published at once.
     expect(page.locator("#upload-status")).to_contain_text("It is published.")

@@ -170,6 +170,7 @@ def create_token() -> tuple[Response, int]:
         default_days=registry.settings.token_default_days,
         max_days=registry.settings.token_max_days,
         now=registry.now(),
+        parent=current_principal().token,
     )
     data = token_dict(token)
     data["token"] = plaintext

@@ -12,7 +12,7 @@ from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import VERSION_SCHEMA, iso, version_json
 from registry.context import current_registry
 from registry.errors import BadRequest, RepoNotFound
-from registry.models import Model
+from registry.models import Model, Version
 from registry.publishing import review, signing, withdrawal
 from registry.repos import services as repos
 
@@ -134,7 +134,21 @@ def list_versions(namespace: str, name: str) -> Response:
                 "reject_reason": version.reject_reason,
             }
         )
+    if not entries:  # nothing published and no draft this caller may see: no such model
+        raise RepoNotFound(f"Repository {model.repo_id} not found.")
     return jsonify({"repo": model.repo_id, "versions": entries})
+
+
+def _hide_unpublished_model(model: Model, version: Version) -> None:
+    """A model with nothing published is missing to whoever may not read its drafts."""
+    registry = current_registry()
+    if repos.latest_published(g.db, model, include_withdrawn=True) is not None:
+        return
+    may = registry.policy.decide(
+        current_principal(), "version:read-draft", version, db=g.db, now=registry.now()
+    )
+    if not may.allowed:
+        raise RepoNotFound(f"Repository {model.repo_id} not found.")
 
 
 @bp.get("/models/<namespace>/<name>/versions/<ref>")
@@ -145,6 +159,7 @@ def version_detail(namespace: str, name: str, ref: str) -> Response:
     model = _model(namespace, name)
     version = review.find_version(g.db, model, ref)
     if version.state not in repos.VISIBLE_STATES:
+        _hide_unpublished_model(model, version)
         authorize(version, action="version:read-draft")
     authorize(model)
     entry = version_json(version)

@@ -34,6 +34,8 @@ let picked = []; // [{path, file}]
 let session = null; // the API's session answer
 let rows = new Map(); // path -> {row, bar, label, problem, size, sent}
 let busy = false;
+let cardTier = ""; // the access_tier of the picked README.md, if any
+let keptTier = ""; // the form's tier the user chose to keep over the card's
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -216,6 +218,8 @@ async function fillCardFrom(file) {
   const text = await file.text();
   const { response, data } = await api("POST", form.dataset.cardFieldsUrl, { json: { text } });
   if (!response.ok || !data) return;
+  cardTier = (data.fields.access_tier || "").trim();
+  keptTier = "";
   let filled = 0;
   for (const input of form.querySelectorAll("[data-card-field]")) {
     const value = data.fields[input.dataset.cardField];
@@ -231,7 +235,7 @@ async function fillCardFrom(file) {
   if (els.cardSource) {
     els.cardSource.hidden = filled === 0;
   }
-  refreshPreview();
+  syncTier();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -357,9 +361,19 @@ function sessionRequest(files) {
 async function start(event) {
   event.preventDefault();
   if (busy) return;
+  if (tierMismatch()) {
+    setStatus("The model card and the form name different access tiers: choose one above.", "error");
+    $("tier-choice").scrollIntoView({ block: "center" });
+    return;
+  }
   if (!form.reportValidity()) return;
   if (!picked.length) {
     setStatus("Pick the model folder (or its files) first.", "error");
+    return;
+  }
+  if (formTier() === "open" && !$("open_confirm").checked) {
+    setStatus("An open version can be downloaded by anyone: tick the confirmation below the files first.", "error");
+    $("open_confirm").focus();
     return;
   }
   busy = true;
@@ -559,8 +573,62 @@ function syncTier() {
   $("card_dua").value = dua || "none";
   const fields = $("access-fields-field");
   if (fields) fields.hidden = tier !== "contributor-review" || data.get("mode") !== "new";
+  syncTierChoice(tier, data.get("mode"));
+  syncReview(tier, data.get("mode"));
   refreshPreview();
 }
+
+// The form never changes a card's tier silently: a mismatch is a visible choice, and
+// submitting an open version needs an explicit confirmation.
+function formTier() {
+  const data = new FormData(form);
+  if (data.get("mode") === "existing") {
+    const option = form.elements.repo.selectedOptions[0];
+    return option ? option.dataset.tier : "";
+  }
+  return data.get("tier") || "";
+}
+
+function tierMismatch() {
+  const tier = formTier();
+  return Boolean(cardTier) && cardTier !== tier && keptTier !== tier;
+}
+
+function syncTierChoice(tier, mode) {
+  const box = $("tier-choice");
+  box.hidden = !tierMismatch();
+  if (box.hidden) return;
+  const useCard = $("tier-use-card");
+  const canUseCard = mode === "new" && [...form.elements.tier.options].some((o) => o.value === cardTier);
+  $("tier-choice-text").textContent =
+    `The model card's README.md says access_tier: ${cardTier}, but this upload is for the ` +
+    `${tier} tier. Nothing is uploaded until you choose which one the card should say.` +
+    (canUseCard ? "" : ` (${mode === "existing" ? "The model's tier is fixed." : "That tier does not exist here."})`);
+  useCard.textContent = `Use the card's tier (${cardTier})`;
+  useCard.hidden = !canUseCard;
+  $("tier-keep-form").textContent = `Keep ${tier} (the card will say ${tier})`;
+}
+
+function syncReview(tier, mode) {
+  const option = mode === "existing" ? form.elements.repo.selectedOptions[0] : form.elements.tier.selectedOptions[0];
+  const reviewed = !option || option.dataset.review !== "false";
+  els.submit.textContent = reviewed ? "Upload and submit for review" : "Upload and publish";
+  const confirm = $("open_confirm");
+  const open = tier === "open";
+  $("open-confirm-field").hidden = !open;
+  confirm.disabled = !open;
+  if (!open) confirm.checked = false;
+}
+
+$("tier-use-card").addEventListener("click", () => {
+  form.elements.tier.value = cardTier;
+  keptTier = "";
+  syncTier();
+});
+$("tier-keep-form").addEventListener("click", () => {
+  keptTier = formTier();
+  syncTier();
+});
 
 els.folder.addEventListener("change", () => onPick(els.folder.files));
 els.files.addEventListener("change", () => onPick(els.files.files));

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
-import re
 import uuid
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from client import rules
 from registry.audit.services import record_event
 from registry.errors import (
     BadRequest,
@@ -30,7 +30,7 @@ from registry.publishing.validation import Problem, check_file_kind, check_path
 from registry.repos import services as repos
 from registry.storage import BlobStore
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = rules.SHA256_RE
 MAX_FILES = 10_000
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -281,7 +281,7 @@ def _check_tag(db: Session, model: Model, tag: str | None) -> None:
     if tag is None:
         return
     repos.check_tag(tag)
-    if tag.isdigit():
+    if rules.ID_RE.match(tag):
         raise BadRequest(
             f"Invalid tag {tag!r}: a tag of digits only reads like a version id; use e.g. 'v{tag}'"
         )

@@ -1,0 +1,76 @@
+"""Every input the fuzzer found answering 5xx, now answered 4xx with a message that says
+what to fix, on SQLite and PostgreSQL (issue 15)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+PATHS_4XX = [
+    # NUL and control characters in path and query parameters name the parameter.
+    ("/demo/tiny/resolve/v1%00/model_index.json", 400, "revision"),
+    ("/api/models?search=%00", 400, "search"),
+    ("/api/models?author=a%01b", 400, "author"),
+    ("/api/models/demo/tiny%00", 400, "name"),
+    ("/api/v1/models/demo/tiny/versions/v1%00", 400, "ref"),
+    # Unicode digits and ids beyond the column range are not ids.
+    ("/api/v1/models/demo/tiny/versions/%C2%B2", 404, None),
+    ("/api/v1/models/demo/tiny/versions/99999999999999999999", 404, None),
+    ("/api/v1/audit/events/99999999999999999999/proof", 404, None),
+    ("/api/v1/access-requests/99999999999999999999", 404, None),
+    ("/api/v1/audit/checkpoints/%C2%B2", 404, None),
+    # A cursor that decodes to an offset beyond any table.
+    (
+        "/api/models?cursor=" + base64.urlsafe_b64encode(b"100000000000000000000").decode(),
+        400,
+        "cursor",
+    ),
+    # Trailing newlines never match a name, tag or commit.
+    ("/api/models/demo/tiny%0A", 400, "name"),
+    ("/api/models/demo/tiny/revision/v1%0A", 400, "revision"),
+]
+
+
+@pytest.mark.parametrize(("url", "status", "names"), PATHS_4XX)
+def test_bad_path_and_query_parameters_answer_4xx(client, open_model, people, url, status, names):
+    admin = people.user("bad-input-admin@example.org", admin=True)
+    token = people.token(admin, "admin")
+    response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    message = response.headers.get("X-Error-Message", "")
+    assert all(ord(c) >= 32 and ord(c) != 127 for c in message)
+    if names:
+        assert repr(names) in response.get_json()["error"] or names in message
+
+
+@pytest.mark.parametrize("url", ["/%00", "/nothing%01here", "/api/v1/%00%0d%0a"])
+def test_error_headers_never_carry_control_characters(client, url):
+    response = client.get(url)
+    assert response.status_code == 404
+    for name, value in response.headers.items():
+        assert all(32 <= ord(c) < 127 for c in value), (name, value)
+
+
+def test_nul_in_a_json_body_names_the_field(api):
+    response = api("POST", "/api/v1/login", json={"email": "a\x00@example.org", "password": "x"})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "email" in response.get_json()["error"]
+
+
+def test_nul_in_a_login_form_is_refused(client):
+    response = client.post("/login", data={"email": "a\x00@example.org", "password": "x"})
+    assert response.status_code < 500
+
+
+def test_deeply_nested_json_is_refused(client, people):
+    token = people.token(people.user("nested@example.org", admin=True), "admin")
+    body = "[" * 1000 + "]" * 1000
+    for url in ("/api/v1/login", "/api/v1/register", "/api/v1/uploads"):
+        response = client.post(
+            url,
+            data=body,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"} if "uploads" in url else {},
+        )
+        assert response.status_code == 400, (url, response.get_data(as_text=True)[:300])

@@ -10,6 +10,7 @@ from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
 from registry.access.seam import authorize, requires
+from registry.api.headers import content_disposition
 from registry.api.openapi import document
 from registry.api.params import int_arg
 from registry.api.v1.blueprint import bp
@@ -222,7 +223,7 @@ def version_downloads(namespace: str, name: str, revision: str) -> Response:
     if fmt == "csv":
         response = Response(downloaders_csv(rows), mimetype="text/csv")
         filename = f"{model.namespace}-{model.name}-{version.commit}-downloads.csv"
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response.headers["Content-Disposition"] = content_disposition(filename)
         return response
     return jsonify(
         {

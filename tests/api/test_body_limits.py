@@ -1,0 +1,67 @@
+"""Bodies are bounded before they are read: 200 MiB to a JSON or form route is answered 413
+by a real server process whose memory barely moves (issue 15)."""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+
+import pytest
+
+BODY = 200 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+def _post_huge(port: int, path: str, content_type: str, token: str) -> tuple[int, int]:
+    """POST a ``BODY``-byte body, stopping as soon as the server answers; (status, bytes sent)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {BODY}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    prefix = b'{"text": "' if "json" in content_type else b"--b\r\nContent-Disposition: "
+    chunk = b"a" * CHUNK
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + prefix)
+        deadline = time.monotonic() + 60
+        while sent < BODY and time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += CHUNK
+        sock.settimeout(30)
+        answer = b""
+        try:
+            while b"\r\n" not in answer and (data := sock.recv(65536)):
+                answer += data
+        except ConnectionResetError:
+            pass
+    assert answer.startswith(b"HTTP/1."), (path, sent, answer[:200])
+    return int(answer.split()[1]), sent
+
+
+ROUTES = [
+    ("/api/v1/uploads", "application/json"),
+    ("/api/v1/login", "application/json"),
+    ("/publish/card-fields", "application/json"),
+    ("/login", "multipart/form-data; boundary=b"),
+    ("/register", "application/x-www-form-urlencoded"),
+]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_200_mib_body_is_refused_413_before_it_is_read(start_server, people):
+    token = people.token(people.user("big-bodies@example.org", admin=True), "admin")
+    server = start_server()
+    before = server.rss()
+    for path, content_type in ROUTES:
+        status, sent = _post_huge(server.port, path, content_type, token)
+        assert status == 413, (path, status)
+        assert sent < 100 * CHUNK, (path, sent)
+    growth = server.rss() - before
+    assert growth < 20 * 1024 * 1024, f"server RSS grew by {growth / 2**20:.1f} MiB"

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from client import rules
+from registry.access_requests.fields import check_new_model
 from registry.audit.services import record_event
 from registry.errors import (
     BadRequest,
@@ -72,6 +73,7 @@ class Limits:
     session_hours: int
     tiers: frozenset[str]
     default_dua: dict[str, str | None]
+    duas: frozenset[str] = frozenset()  # the DUA ids the policy declares
 
 
 def parse_open_request(body: Any) -> OpenRequest:
@@ -154,6 +156,7 @@ def new_model(institution: Institution, req: OpenRequest, limits: Limits) -> Mod
             f"Unknown tier {req.tier!r}; choose one of {', '.join(sorted(limits.tiers))}"
         )
     dua = req.dua if req.dua is not None else limits.default_dua.get(req.tier)
+    check_new_model(req.access_fields or [], dua, limits.duas)
     return Model(
         institution_id=institution.id,
         namespace=req.namespace,

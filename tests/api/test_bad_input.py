@@ -74,3 +74,37 @@ def test_deeply_nested_json_is_refused(client, people):
             headers={"Authorization": f"Bearer {token}"} if "uploads" in url else {},
         )
         assert response.status_code == 400, (url, response.get_data(as_text=True)[:300])
+
+
+# A new model's request form and DUA are checked when it is created ------------------------
+
+BAD_MODELS = [
+    ({"access_fields": [{"name": "why", "type": "select", "options": 5}]}, "access_fields"),
+    ({"access_fields": [{"name": "why", "required": "yes"}]}, "access_fields"),
+    ({"access_fields": [{"name": "a"}, {"name": "a"}]}, "access_fields"),
+    ({"access_fields": "name"}, "access_fields"),
+    ({"dua": "physionet-credentialed-dua-typo"}, "dua"),
+]
+
+
+@pytest.fixture
+def files(tiny_model_dir):
+    from tests.registry.publishing_helpers import folder_files
+
+    return folder_files(tiny_model_dir)
+
+
+@pytest.mark.parametrize(("fields", "problem"), BAD_MODELS)
+def test_a_new_models_access_fields_and_dua_are_validated(registry, client, files, fields, problem):
+    from tests.registry.publishing_helpers import UploadApi, make_token, make_user
+
+    user = make_user(registry, "pub@mgh.org", institution="mgh", role="publisher")
+    uploads = UploadApi(make_token(registry, user, "write"), client=client)
+    reply = uploads.open("mgh/new-model", files, tier="open", **fields)
+    assert reply.status in (400, 422), reply.body
+    assert problem in reply.body["error"]
+    assert {p["field"] for p in reply.body.get("problems", [])} <= {problem}
+    from registry.models import Model
+
+    with registry.sessions() as db:
+        assert db.query(Model).count() == 0

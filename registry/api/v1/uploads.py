@@ -85,6 +85,7 @@ def _limits() -> sessions.Limits:
         session_hours=registry.settings.upload_session_hours,
         tiers=tiers,
         default_dua={tier: registry.policy.default_dua(tier) for tier in tiers},
+        duas=frozenset(dua.id for dua in registry.policy.duas()),
     )
 
 

@@ -18,7 +18,6 @@ SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 ID_RE = re.compile(r"[0-9]{1,10}\Z")  # ASCII digits only: str.isdigit() also accepts '²'
 
 ID_MAX = 2**31 - 1  # database integer ids (PostgreSQL ``integer``); larger cannot name a row
-ALLOWED_CONTROLS = frozenset("\t\n\r")  # in free text (a card, a reason); never in a name
 
 
 def parse_id(text: str) -> int | None:

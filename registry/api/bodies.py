@@ -4,9 +4,11 @@
 limit (``ROUTE_LIMITS``, else ``MAX_BODY_BYTES``), so werkzeug answers 413 from the
 ``Content-Length`` alone, before reading a byte, and stops a chunked body at the limit;
 this holds for the CSRF check of a form too, which reads the form before any view runs.
-Every JSON body and form it parses is checked in one place: no NUL or other control
-characters in a string (tab and newlines aside), at most ``MAX_JSON_DEPTH`` levels of
-nesting; a problem answers 400 naming the field.
+Every JSON body and form it parses is checked in one place: no NUL in a string (no
+database stores one; PostgreSQL cannot even compare it) and no control character in a
+key, at most ``MAX_JSON_DEPTH`` levels of nesting; a problem answers 400 naming the field.
+Other control characters in values are left to the checks that know the field (a file
+path's validator names the file; names and tags match their patterns).
 """
 
 from __future__ import annotations
@@ -61,14 +63,15 @@ class RegistryRequest(Request):
     def _load_form_data(self) -> None:
         super()._load_form_data()
         for name, value in self.form.items(multi=True):
-            _check_text(name, name, allowed=frozenset())
-            _check_text(name, value, allowed=rules.ALLOWED_CONTROLS)
+            _check_key(name)
+            _check_value(name, value)
         for name, upload in self.files.items(multi=True):
-            _check_text(name, upload.filename or "", allowed=frozenset())
+            _check_key(name)
+            _check_value(name, upload.filename or "")
 
 
 def check_json(data: Any) -> None:
-    """400 naming the first string with a control character, or nesting past the limit."""
+    """400 naming the first string with a NUL, or nesting past the limit."""
     stack: list[tuple[Any, str, int]] = [(data, "", 1)]
     while stack:
         value, where, depth = stack.pop()
@@ -78,20 +81,25 @@ def check_json(data: Any) -> None:
                 f"{MAX_JSON_DEPTH} levels."
             )
         if isinstance(value, str):
-            _check_text(where or "body", value, allowed=rules.ALLOWED_CONTROLS)
+            _check_value(where or "body", value)
         elif isinstance(value, dict):
             for key, item in value.items():
                 path = f"{where}.{key}" if where else str(key)
-                _check_text(path, str(key), allowed=frozenset())
+                _check_key(path)
                 stack.append((item, path, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
 
 
-def _check_text(field: str, value: str, *, allowed: frozenset[str]) -> None:
-    found = rules.control_character(value, allowed=allowed)
+def _check_key(field: str) -> None:
+    found = rules.control_character(field)
     if found is not None:
-        raise BadRequest(f"Field {ascii(field)} contains the control character {found}; remove it.")
+        raise BadRequest(f"Field name {ascii(field)} contains the control character {found}.")
+
+
+def _check_value(field: str, value: str) -> None:
+    if "\x00" in value:
+        raise BadRequest(f"Field {ascii(field)} contains a NUL character (U+0000); remove it.")
 
 
 def json_object() -> dict[str, Any]:

@@ -108,3 +108,25 @@ def test_a_new_models_access_fields_and_dua_are_validated(registry, client, file
 
     with registry.sessions() as db:
         assert db.query(Model).count() == 0
+
+
+NEWLINE_UPLOADS = [
+    ({"repo": "mgh/x\n"}, "repo id"),
+    ({"tag": "v1\n"}, "tag"),
+    ({"sha256": "0" * 64 + "\n"}, "sha256"),
+]
+
+
+@pytest.mark.parametrize(("change", "word"), NEWLINE_UPLOADS)
+def test_a_trailing_newline_never_makes_a_name_tag_or_digest(registry, client, files, change, word):
+    from tests.registry.publishing_helpers import UploadApi, declare, make_token, make_user
+
+    user = make_user(registry, "pub@mgh.org", institution="mgh", role="publisher")
+    uploads = UploadApi(make_token(registry, user, "write"), client=client)
+    declared, change = declare(files), dict(change)
+    if "sha256" in change:
+        declared[0]["sha256"] = change.pop("sha256")
+    body = {"repo": "mgh/x", "files": declared, "tier": "open", **change}
+    reply = uploads.call("POST", "/api/v1/uploads", json=body)
+    assert reply.status == 400, reply.body
+    assert word in reply.body["error"]

@@ -13,13 +13,16 @@ path's validator names the file; names and tags match their patterns).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic
 from flask import Request, request
 
 from client import rules
 from registry.credentials.trainings import MAX_CERTIFICATE_BYTES
-from registry.errors import BadRequest
+from registry.errors import BadRequest, ValidationFailed
+
+B = TypeVar("B", bound=pydantic.BaseModel)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_BYTES = MAX_BODY_BYTES
@@ -110,3 +113,41 @@ def json_object() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     return data
+
+
+def parse_body(model: type[B]) -> B:
+    """The JSON object body as ``model``; every problem in one 422 (``problems_from``)."""
+    try:
+        return model.model_validate(json_object())
+    except pydantic.ValidationError as error:
+        problems = problems_from(error)
+        summary = "; ".join(f"{p['field']} {p['problem']}" for p in problems)
+        raise ValidationFailed(
+            f"The request body has problems: {summary}", details={"problems": problems}
+        ) from None
+
+
+_PHRASES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "extra_forbidden": "is not a field of this request; remove it",
+}
+
+
+def problems_from(error: pydantic.ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors in the registry's ``{field, problem}`` shape, in plain words."""
+    problems = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        kind = item["type"]
+        if kind == "literal_error":
+            expected = (item.get("ctx") or {}).get("expected", "")
+            phrase = f"must be one of {expected}"
+        else:
+            phrase = _PHRASES.get(kind, item["msg"][:1].lower() + item["msg"][1:])
+        problems.append({"field": field, "problem": phrase})
+    return problems

@@ -10,8 +10,9 @@ from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services
 from registry.accounts.institutions import get_user
 from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.openapi import document
 from registry.api.params import int_arg
+from registry.api.schemas import access_requests as schemas
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import iso
 from registry.context import current_registry
@@ -49,7 +50,7 @@ def request_dict(req: AccessRequest) -> dict[str, Any]:
 
 @bp.get("/models/<namespace>/<name>/access-form")
 @requires("model:read", deferred=True)
-@document("The fields a model's access request asks for", response=OBJECT)
+@document("The fields a model's access request asks for", response=schemas.AccessForm)
 def access_form(namespace: str, name: str) -> Response:
     model = repos.get_model(g.db, namespace, name)
     authorize(model)
@@ -70,7 +71,7 @@ def access_form(namespace: str, name: str) -> Response:
 @document(
     "Request access to a contributor-review model",
     body={"type": "object", "properties": {"fields": {"type": "object"}}},
-    response=OBJECT,
+    response=schemas.NewAccessRequest,
     status=201,
 )
 def create_request(namespace: str, name: str) -> tuple[Response, int]:
@@ -141,7 +142,7 @@ def my_requests() -> Response:
 
 @bp.get("/access-requests/<int:request_id>")
 @requires("access-request:read", deferred=True)
-@document("One access request (its requester and reviewers)", response=OBJECT)
+@document("One access request (its requester and reviewers)", response=schemas.AccessRequest)
 def get_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)
@@ -161,7 +162,7 @@ def get_request(request_id: int) -> Response:
             "expires_at": {"type": "string", "description": "ISO date or date-time"},
         },
     },
-    response=OBJECT,
+    response=schemas.AccessRequest,
 )
 def decide_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
@@ -181,7 +182,11 @@ def decide_request(request_id: int) -> Response:
 
 @bp.post("/access-requests/<int:request_id>/revoke")
 @requires("access-request:decide", deferred=True)
-@document("Revoke an accepted grant (with a reason)", body=OBJECT, response=OBJECT)
+@document(
+    "Revoke an accepted grant (with a reason)",
+    body=schemas.ReasonBody,
+    response=schemas.AccessRequest,
+)
 def revoke_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)

@@ -11,6 +11,8 @@ from registry.accounts.validation import MAX_ID
 from registry.api.bodies import json_object
 from registry.api.openapi import OBJECT, document
 from registry.api.params import int_arg
+from registry.api.schemas import accounts as schemas
+from registry.api.schemas import common
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import (
     USER_SCHEMA,
@@ -71,7 +73,7 @@ def login() -> Response:
 
 @bp.post("/logout")
 @requires("account:write")
-@document("Log out: ends every web session of this account", response=OBJECT)
+@document("Log out: ends every web session of this account", response=schemas.LoggedOut)
 def logout() -> Response:
     services.end_sessions(g.db, _user(), now=current_registry().now())
     sessions.logout_session()
@@ -80,7 +82,7 @@ def logout() -> Response:
 
 @bp.get("/me")
 @requires("account:read")
-@document("The current user, their credentials and what each tier still needs", response=OBJECT)
+@document("The current user, their credentials and what each tier still needs", response=schemas.Me)
 def me() -> Response:
     user = _user()
     registry = current_registry()
@@ -155,7 +157,7 @@ def list_tokens() -> Response:
             "expires_in_days": {"type": "integer"},
         },
     },
-    response=OBJECT,
+    response=schemas.NewToken,
     status=201,
 )
 def create_token() -> tuple[Response, int]:
@@ -179,7 +181,7 @@ def create_token() -> tuple[Response, int]:
 
 @bp.delete("/tokens/<int:token_id>")
 @requires("token:revoke", deferred=True)
-@document("Revoke an API token at once", response=OBJECT)
+@document("Revoke an API token at once", response=common.Token)
 def revoke_token(token_id: int) -> Response:
     token = g.db.get(ApiToken, token_id) if token_id <= MAX_ID else None
     if token is None:
@@ -203,7 +205,12 @@ def list_institutions() -> Response:
 
 @bp.post("/institutions")
 @requires("admin:manage")
-@document("Create an institution (registry admins)", body=OBJECT, response=OBJECT, status=201)
+@document(
+    "Create an institution (registry admins)",
+    body=schemas.InstitutionBody,
+    response=schemas.Institution,
+    status=201,
+)
 def create_institution() -> tuple[Response, int]:
     body = json_object()
     institution = institutions.create_institution(
@@ -232,7 +239,11 @@ def list_members(slug: str) -> Response:
 
 @bp.put("/institutions/<slug>/members/<user_ref>")
 @requires("institution:manage", deferred=True)
-@document("Add a user to an institution or change their role", body=OBJECT, response=OBJECT)
+@document(
+    "Add a user to an institution or change their role",
+    body=schemas.MemberBody,
+    response=schemas.Member,
+)
 def set_member(slug: str, user_ref: str) -> Response:
     institution = institutions.get_institution(g.db, slug)
     authorize(institution)
@@ -251,7 +262,7 @@ def set_member(slug: str, user_ref: str) -> Response:
 
 @bp.delete("/institutions/<slug>/members/<user_ref>")
 @requires("institution:manage", deferred=True)
-@document("Remove a user from an institution", response=OBJECT)
+@document("Remove a user from an institution", response=schemas.MemberRemoved)
 def remove_member(slug: str, user_ref: str) -> Response:
     institution = institutions.get_institution(g.db, slug)
     authorize(institution)
@@ -280,7 +291,11 @@ def list_users() -> Response:
 
 @bp.patch("/users/<int:user_id>")
 @requires("admin:manage")
-@document("Grant or remove registry-admin; enable or disable an account", body=OBJECT)
+@document(
+    "Grant or remove registry-admin; enable or disable an account",
+    body=schemas.UserFlagsBody,
+    response=common.User,
+)
 def update_user(user_id: int) -> Response:
     body = json_object()
     user = g.db.get(User, user_id) if user_id <= MAX_ID else None

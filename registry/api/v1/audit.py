@@ -13,6 +13,7 @@ from registry.access.seam import authorize, requires
 from registry.api.headers import content_disposition
 from registry.api.openapi import document
 from registry.api.params import int_arg
+from registry.api.schemas import audit as schemas
 from registry.api.v1.blueprint import bp
 from registry.audit import proofs
 from registry.audit.export import downloaders_csv, events_csv
@@ -91,6 +92,7 @@ def _event_filter() -> EventFilter:
 @document(
     "Audit events in recorded order, sealed and pending, filtered (registry admins)",
     query=AUDIT_QUERY,
+    response=schemas.Events,
     also_produces=("text/csv",),
 )
 def audit_events() -> Response:
@@ -109,7 +111,10 @@ def audit_events() -> Response:
 
 @bp.get("/audit/verify")
 @requires("audit:read")
-@document("Check the audit log against every signed checkpoint; names what no longer matches")
+@document(
+    "Check the audit log against every signed checkpoint; names what no longer matches",
+    response=schemas.VerifyReport,
+)
 def audit_verify() -> Response:
     report = verify_log(g.db, current_registry().settings)
     first = report.first_mismatch
@@ -147,6 +152,7 @@ CHECKPOINT = {
 @document(
     "Signed checkpoints (Merkle tree heads) of the audit log, oldest first",
     query={"after": {"type": "integer"}, "limit": {"type": "integer"}},
+    response=schemas.Checkpoints,
 )
 def audit_checkpoints() -> Response:
     after = int_arg("after", 0, minimum=0, maximum=MAX_ID)
@@ -181,6 +187,7 @@ def audit_checkpoint(size: int) -> Response:
 @document(
     "Proof that the log of `from` events is a prefix of checkpoint `to` (default: newest)",
     query={"from": {"type": "integer"}, "to": {"type": "integer"}},
+    response=schemas.Consistency,
 )
 def audit_consistency() -> Response:
     if "from" not in request.args:
@@ -195,6 +202,7 @@ def audit_consistency() -> Response:
 @document(
     "A receipt: the event, its Merkle leaf and its inclusion proof against a signed checkpoint",
     query={"checkpoint": {"type": "integer", "description": "a checkpoint size (default newest)"}},
+    response=schemas.Receipt,
 )
 def audit_event_proof(event_id: int) -> Response:
     event = g.db.get(AuditEvent, event_id) if event_id <= MAX_ID else None
@@ -212,6 +220,7 @@ def audit_event_proof(event_id: int) -> Response:
 @document(
     "Everyone who downloaded files of a version (its institution's publishers and admins)",
     query={"format": {"enum": ["json", "csv"]}},
+    response=schemas.Downloads,
     also_produces=("text/csv",),
 )
 def version_downloads(namespace: str, name: str, revision: str) -> Response:

@@ -7,7 +7,8 @@ from flask import Response, g, jsonify
 from registry.access.seam import current_principal, requires
 from registry.accounts import recovery, verification
 from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.openapi import document
+from registry.api.schemas.common import Acknowledged
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import USER_SCHEMA, iso, user_dict
 from registry.context import current_registry
@@ -106,7 +107,7 @@ def confirm_email() -> Response:
 @document(
     "Mail a password reset link (the same answer whether or not the account exists)",
     body={"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}},
-    response=OBJECT,
+    response=Acknowledged,
     status=202,
 )
 def forgot_password() -> tuple[Response, int]:

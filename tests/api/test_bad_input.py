@@ -130,3 +130,28 @@ def test_a_trailing_newline_never_makes_a_name_tag_or_digest(registry, client, f
     reply = uploads.call("POST", "/api/v1/uploads", json=body)
     assert reply.status == 400, reply.body
     assert word in reply.body["error"]
+
+
+TYPED_BODIES = [
+    ("POST", "/api/v1/login", {"email": 5, "password": "x"}, "email", "must be a string"),
+    ("POST", "/api/v1/login", {"email": "a@b.org", "password": ["x"]}, "password", "string"),
+    ("POST", "/api/v1/tokens", {"name": "t", "scope": "root"}, "scope", "must be one of"),
+    ("POST", "/api/v1/tokens", {"name": "t", "scope": "read", "expires_in_days": "5"},
+     "expires_in_days", "integer"),
+    ("PATCH", "/api/v1/users/1", {"is_active": "yes"}, "is_active", "true or false"),
+    ("POST", "/api/v1/institutions", {"slug": 7, "name": "x"}, "slug", "must be a string"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "url", "body", "field", "words"), TYPED_BODIES)
+def test_typed_bodies_name_the_field_in_one_problems_shape(
+    client, people, method, url, body, field, words
+):
+    token = people.token(people.user("typed@example.org", admin=True), "admin")
+    response = client.open(
+        url, method=method, json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    problems = response.get_json()["problems"]
+    assert [p["field"] for p in problems] == [field]
+    assert words in problems[0]["problem"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from registry.api.schemas import Answer, Body
 from registry.api.schemas.common import Missing
@@ -35,7 +35,7 @@ class NewAccessRequest(AccessRequest):
 
 
 class DecisionBody(Body):
-    decision: Literal["accept", "reject"]
+    decision: str = ""  # accept or reject; the service names the choices
     reason: str = ""
     expires_at: str | None = None
 

@@ -16,23 +16,23 @@ from registry.api.schemas.common import (
 
 
 class LoginBody(Body):
-    email: str
-    password: str
+    email: str = ""
+    password: str = ""
 
 
 class TokenBody(Body):
-    name: str
+    name: str = ""
     scope: Literal["read", "write", "admin"]
     expires_in_days: int | None = None
 
 
 class InstitutionBody(Body):
-    slug: str
-    name: str
+    slug: str = ""
+    name: str = ""
 
 
 class MemberBody(Body):
-    role: str
+    role: str = ""
 
 
 class UserFlagsBody(Body):

@@ -21,5 +21,5 @@ class Signature(Answer):
 
 
 class SignatureBody(Body):
-    full_name: str
+    full_name: str = ""
     text_sha256: str | None = None

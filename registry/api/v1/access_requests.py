@@ -9,7 +9,7 @@ from flask import Response, g, jsonify, request
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services
 from registry.accounts.institutions import get_user
-from registry.api.bodies import json_object
+from registry.api.bodies import json_object, parse_body
 from registry.api.openapi import document
 from registry.api.params import int_arg
 from registry.api.schemas import access_requests as schemas
@@ -153,27 +153,19 @@ def get_request(request_id: int) -> Response:
 @requires("access-request:decide", deferred=True)
 @document(
     "Accept (optionally until expires_at) or reject (with a reason) a pending request",
-    body={
-        "type": "object",
-        "required": ["decision"],
-        "properties": {
-            "decision": {"enum": ["accept", "reject"]},
-            "reason": {"type": "string"},
-            "expires_at": {"type": "string", "description": "ISO date or date-time"},
-        },
-    },
+    body=schemas.DecisionBody,
     response=schemas.AccessRequest,
 )
 def decide_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)
-    body = json_object()
+    body = parse_body(schemas.DecisionBody)
     req = services.decide(
         g.db,
         req,
-        decision=body.get("decision", ""),
-        reason=body.get("reason", ""),
-        expires_at=body.get("expires_at"),
+        decision=body.decision,
+        reason=body.reason,
+        expires_at=body.expires_at,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -190,11 +182,11 @@ def decide_request(request_id: int) -> Response:
 def revoke_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)
-    body = json_object()
+    body = parse_body(schemas.ReasonBody)
     req = services.revoke(
         g.db,
         req,
-        reason=body.get("reason", ""),
+        reason=body.reason,
         actor=_user(),
         now=current_registry().now(),
     )

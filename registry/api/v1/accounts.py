@@ -8,7 +8,7 @@ from flask_wtf.csrf import generate_csrf
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import institutions, services, sessions, tokens, verification
 from registry.accounts.validation import MAX_ID
-from registry.api.bodies import json_object
+from registry.api.bodies import json_object, parse_body
 from registry.api.openapi import OBJECT, document
 from registry.api.params import int_arg
 from registry.api.schemas import accounts as schemas
@@ -25,7 +25,7 @@ from registry.api.v1.serializers import (
 )
 from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
-from registry.errors import BadRequest, NotFound, Unauthorized
+from registry.errors import NotFound, Unauthorized
 from registry.models import ApiToken, User
 from registry.ratelimit import rate_limited
 
@@ -60,12 +60,14 @@ def register() -> tuple[Response, int]:
 @requires("account:login")
 @rate_limited("login")
 @document(
-    "Log in with email and password (sets the session cookie)", body=OBJECT, response=USER_SCHEMA
+    "Log in with email and password (sets the session cookie)",
+    body=schemas.LoginBody,
+    response=USER_SCHEMA,
 )
 def login() -> Response:
-    body = json_object()
+    body = parse_body(schemas.LoginBody)
     now = current_registry().now()
-    user = services.authenticate(g.db, body.get("email", ""), body.get("password", ""), now=now)
+    user = services.authenticate(g.db, body.email, body.password, now=now)
     sessions.login_session(user, now=now)
     # Cookie-authenticated writes need this in an X-CSRFToken header (registry.web.security).
     return jsonify({**user_dict(user), "csrf_token": generate_csrf()})
@@ -148,27 +150,19 @@ def list_tokens() -> Response:
 @rate_limited("token")
 @document(
     "Create an API token; the response shows the secret once",
-    body={
-        "type": "object",
-        "required": ["name", "scope"],
-        "properties": {
-            "name": {"type": "string"},
-            "scope": {"enum": ["read", "write", "admin"]},
-            "expires_in_days": {"type": "integer"},
-        },
-    },
+    body=schemas.TokenBody,
     response=schemas.NewToken,
     status=201,
 )
 def create_token() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.TokenBody)
     registry = current_registry()
     token, plaintext = tokens.create_token(
         g.db,
         _user(),
-        name=body.get("name", ""),
-        scope=body.get("scope", ""),
-        expires_in_days=body.get("expires_in_days"),
+        name=body.name,
+        scope=body.scope,
+        expires_in_days=body.expires_in_days,
         default_days=registry.settings.token_default_days,
         max_days=registry.settings.token_max_days,
         now=registry.now(),
@@ -212,11 +206,11 @@ def list_institutions() -> Response:
     status=201,
 )
 def create_institution() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.InstitutionBody)
     institution = institutions.create_institution(
         g.db,
-        slug=body.get("slug", ""),
-        name=body.get("name", ""),
+        slug=body.slug,
+        name=body.name,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -247,13 +241,13 @@ def list_members(slug: str) -> Response:
 def set_member(slug: str, user_ref: str) -> Response:
     institution = institutions.get_institution(g.db, slug)
     authorize(institution)
-    body = json_object()
+    body = parse_body(schemas.MemberBody)
     user = institutions.get_user(g.db, user_ref)
     membership = institutions.set_membership(
         g.db,
         institution,
         user,
-        role=body.get("role", ""),
+        role=body.role,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -297,16 +291,11 @@ def list_users() -> Response:
     response=common.User,
 )
 def update_user(user_id: int) -> Response:
-    body = json_object()
-    user = g.db.get(User, user_id) if user_id <= MAX_ID else None
+    body = parse_body(schemas.UserFlagsBody)
+    user = g.db.get(User, user_id)
     if user is None:
         raise NotFound(f"No user {user_id}.")
-    flags = {}
-    for key in ("is_registry_admin", "is_active"):
-        if key in body:
-            if not isinstance(body[key], bool):
-                raise BadRequest(f"{key} must be true or false")
-            flags[key] = body[key]
+    flags = body.model_dump(exclude_none=True)
     institutions.update_user(
         g.db,
         user,

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.api.bodies import json_object
+from registry.api.bodies import json_object, parse_body
 from registry.api.openapi import OBJECT, document
 from registry.api.schemas import common
 from registry.api.schemas import credentials as schemas
@@ -215,11 +215,7 @@ def get_dua(dua_id: str) -> Response:
 @requires("dua:sign")
 @document(
     "Sign a DUA with your typed full name (optionally assert the text_sha256 you read)",
-    body={
-        "type": "object",
-        "required": ["full_name"],
-        "properties": {"full_name": {"type": "string"}, "text_sha256": {"type": "string"}},
-    },
+    body=schemas.SignatureBody,
     response=schemas.Signature,
     status=201,
 )
@@ -228,13 +224,13 @@ def sign_dua(dua_id: str) -> tuple[Response, int]:
     dua = registry.policy.dua(dua_id)
     if dua is None:
         raise NotFound(f"No DUA {dua_id!r}; list them at /api/v1/duas.")
-    body = json_object()
+    body = parse_body(schemas.SignatureBody)
     signature, created = duas.sign(
         g.db,
         _user(),
         dua,
-        full_name=body.get("full_name", ""),
-        text_sha256=body.get("text_sha256"),
+        full_name=body.full_name,
+        text_sha256=body.text_sha256,
         now=registry.now(),
     )
     data = {

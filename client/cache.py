@@ -28,7 +28,7 @@ from typing import Any
 
 from client.config import write_json
 from client.errors import ConfigError, IntegrityError
-from client.rules import COMMIT_RE, NAME_RE, NAMESPACE_RE, REF_RE, SHA256_RE
+from client.shared.rules import COMMIT_RE, NAME_RE, NAMESPACE_RE, REF_RE, SHA256_RE
 
 EXPORT_MARKER = ".roentgen-registry.json"
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from client import rules
+from client.shared import rules
 from registry.access.requirements import require_verified_email
 from registry.accounts.services import find_user_by_email
 from registry.accounts.validation import Problems

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pydantic
 from flask import Request, request
 
-from client import rules
+from client.shared import rules
 from registry.credentials.trainings import MAX_CERTIFICATE_BYTES
 from registry.errors import BadRequest, ValidationFailed
 

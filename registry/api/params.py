@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, request
 from werkzeug.routing import BaseConverter, Map, ValidationError
 
-from client import rules
+from client.shared import rules
 from registry.errors import BadRequest
 
 

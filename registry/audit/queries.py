@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from client import rules
+from client.shared import rules
 from registry.audit.services import RECORDED
 from registry.audit.tags import EventTag
 from registry.models import AuditEvent, User, Version

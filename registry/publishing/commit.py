@@ -9,6 +9,7 @@ from typing import BinaryIO
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from client.shared.model_card import CARD_PATH
 from registry.audit.services import record_event
 from registry.db import commit_early
 from registry.errors import Conflict, ValidationFailed
@@ -17,7 +18,6 @@ from registry.publishing import institution_keys
 from registry.publishing.chunks import finalize_file, received
 from registry.publishing.locks import serialize_writes
 from registry.publishing.manifest import manifest_time
-from registry.publishing.model_card import CARD_PATH
 from registry.publishing.publish import publish_version, seal_manifest
 from registry.publishing.sessions import abort_session, require_open, session_files
 from registry.publishing.signing import ManifestSigner

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from client import rules
+from client.shared import rules
 from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict, RevisionNotFound
 from registry.models import Model, User, Version

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from client import rules
+from client.shared import rules
+from client.shared.model_card import CARD_PATH
 from registry.access_requests.fields import check_new_model
 from registry.audit.services import record_event
 from registry.errors import (
@@ -26,7 +27,6 @@ from registry.errors import (
 )
 from registry.models import Institution, Model, Tag, UploadFile, UploadSession, User, Version
 from registry.publishing import ledger
-from registry.publishing.model_card import CARD_PATH
 from registry.publishing.validation import Problem, check_file_kind, check_path
 from registry.repos import services as repos
 from registry.storage import BlobStore

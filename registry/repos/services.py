@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from client import rules
+from client.shared import rules
 from registry.errors import BadRequest, EntryNotFound, RepoNotFound, RevisionNotFound
 from registry.models import File, Model, Tag, Version
 

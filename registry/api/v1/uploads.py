@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from flask import Response, g, jsonify, request
 
+from client.shared.rules import commit_id
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
 from registry.api.v1.blueprint import bp
@@ -16,7 +17,7 @@ from registry.db import commit_early
 from registry.errors import BadRequest, Conflict, Unauthorized
 from registry.models import Model, UploadFile, UploadSession, Version
 from registry.publishing import chunks, commit, review, sessions, signing
-from registry.publishing.manifest import commit_id, manifest_time
+from registry.publishing.manifest import manifest_time
 from registry.repos import services as repos
 
 FILE_DECLARATION = {

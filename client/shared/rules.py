@@ -7,7 +7,11 @@ newline): use ``.match`` or ``.fullmatch``, both mean the same here.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 NAMESPACE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
@@ -35,3 +39,13 @@ def control_character(text: str, *, allowed: frozenset[str] = frozenset()) -> st
         if (code < 32 or 127 <= code < 160) and char not in allowed:
             return f"U+{code:04X}"
     return None
+
+
+def canonical_bytes(value: Mapping[str, Any]) -> bytes:
+    """A manifest's canonical form: sorted keys, no whitespace, ASCII; the bytes signed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def commit_id(manifest_bytes: bytes) -> str:
+    """A version's 40-hex id: the first 160 bits of its canonical manifest's sha256."""
+    return hashlib.sha256(manifest_bytes).hexdigest()[:40]

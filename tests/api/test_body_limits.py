@@ -65,3 +65,15 @@ def test_a_200_mib_body_is_refused_413_before_it_is_read(start_server, people):
         assert sent < 100 * CHUNK, (path, sent)
     growth = server.rss() - before
     assert growth < 20 * 1024 * 1024, f"server RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_every_route_limit_names_a_route_and_certificates_still_fit(app, client):
+    from registry.api.bodies import MAX_BODY_BYTES, ROUTE_LIMITS
+    from registry.credentials.trainings import MAX_CERTIFICATE_BYTES
+
+    assert set(ROUTE_LIMITS) <= set(app.view_functions)
+    assert ROUTE_LIMITS["v1.submit_training"] > MAX_CERTIFICATE_BYTES
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    answer = client.post("/api/v1/login", data=body, content_type="application/json")
+    assert answer.status_code == 413
+    assert "bytes at most" in answer.get_json()["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -54,16 +55,36 @@ ROUTES = [
 ]
 
 
+class PeakRss:
+    """Samples a server's RSS every 20 ms in a thread: the peak, not just the end state."""
+
+    def __init__(self, server) -> None:
+        self.server, self.before, self.peak = server, server.rss(), 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(0.02):
+            self.peak = max(self.peak, self.server.rss())
+
+    def growth(self) -> int:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        return max(self.peak, self.server.rss()) - self.before
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_200_mib_body_is_refused_413_before_it_is_read(start_server, people):
     token = people.token(people.user("big-bodies@example.org", admin=True), "admin")
     server = start_server()
-    before = server.rss()
+    rss = PeakRss(server)
     for path, content_type in ROUTES:
         status, sent = _post_huge(server.port, path, content_type, token)
         assert status == 413, (path, status)
         assert sent < 100 * CHUNK, (path, sent)
-    growth = server.rss() - before
+    growth = rss.growth()
+    print(f"server RSS {rss.before / 2**20:.1f} MiB before, peak growth {growth / 2**20:.1f} MiB")
     assert growth < 20 * 1024 * 1024, f"server RSS grew by {growth / 2**20:.1f} MiB"
 
 

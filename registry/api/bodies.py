@@ -6,7 +6,8 @@ limit (``ROUTE_LIMITS``, else ``MAX_BODY_BYTES``), so werkzeug answers 413 from 
 this holds for the CSRF check of a form too, which reads the form before any view runs.
 Every JSON body and form it parses is checked in one place: no NUL in a string (no
 database stores one; PostgreSQL cannot even compare it) and no control character in a
-key, at most ``MAX_JSON_DEPTH`` levels of nesting; a problem answers 400 naming the field.
+key, at most ``MAX_JSON_DEPTH`` levels of nesting. A NUL answers 422 in the ``problems``
+shape, like any other bad field value; a bad key or nesting 400; each names the field.
 Other control characters in values are left to the checks that know the field (a file
 path's validator names the file; names and tags match their patterns).
 """
@@ -102,7 +103,11 @@ def _check_key(field: str) -> None:
 
 def _check_value(field: str, value: str) -> None:
     if "\x00" in value:
-        raise BadRequest(f"Field {ascii(field)} contains a NUL character (U+0000); remove it.")
+        problem = "contains a NUL character (U+0000); remove it"
+        raise ValidationFailed(
+            f"Field {ascii(field)} {problem}.",
+            details={"problems": [{"field": field, "problem": problem}]},
+        )
 
 
 def json_object() -> dict[str, Any]:

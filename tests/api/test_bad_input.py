@@ -54,8 +54,10 @@ def test_error_headers_never_carry_control_characters(client, url):
 
 def test_nul_in_a_json_body_names_the_field(api):
     response = api("POST", "/api/v1/login", json={"email": "a\x00@example.org", "password": "x"})
-    assert response.status_code == 400, response.get_data(as_text=True)
-    assert "email" in response.get_json()["error"]
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["problems"] == [
+        {"field": "email", "problem": "contains a NUL character (U+0000); remove it"}
+    ]
 
 
 def test_nul_in_a_login_form_is_refused(client):
@@ -155,3 +157,19 @@ def test_typed_bodies_name_the_field_in_one_problems_shape(
     problems = response.get_json()["problems"]
     assert [p["field"] for p in problems] == [field]
     assert words in problems[0]["problem"]
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/api/v1/register", {"email": ["a@b.org"], "password": "x" * 12}, "email"),
+        ("/api/v1/register", {"email": "a@b.org", "accept_terms": "yes"}, "accept_terms"),
+        ("/api/v1/password/forgot", {"email": {"a": 1}}, "email"),
+        ("/api/v1/password/reset", {"token": 5, "new_password": "x"}, "token"),
+        ("/api/v1/verify-email", {"token": None}, "token"),
+    ],
+)
+def test_anonymous_typed_bodies_are_422_not_5xx(client, url, body, field):
+    response = client.post(url, json=body)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert [p["field"] for p in response.get_json()["problems"]] == [field]

@@ -20,6 +20,38 @@ class LoginBody(Body):
     password: str = ""
 
 
+class RegisterBody(Body):
+    email: str = ""
+    password: str = ""
+    display_name: str = ""
+    accept_terms: bool = False
+
+
+class PasswordBody(Body):
+    current_password: str = ""
+    new_password: str = ""
+
+
+class LinkTokenBody(Body):
+    """The token from a mailed link (verify an address, confirm a change)."""
+
+    token: str = ""
+
+
+class EmailChangeBody(Body):
+    email: str = ""
+    password: str = ""
+
+
+class ForgotBody(Body):
+    email: str = ""
+
+
+class ResetBody(Body):
+    token: str = ""
+    new_password: str = ""
+
+
 class TokenBody(Body):
     name: str = ""
     scope: Literal["read", "write", "admin"]

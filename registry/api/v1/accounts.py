@@ -8,8 +8,8 @@ from flask_wtf.csrf import generate_csrf
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import institutions, services, sessions, tokens, verification
 from registry.accounts.validation import MAX_ID
-from registry.api.bodies import json_object, parse_body
-from registry.api.openapi import OBJECT, document
+from registry.api.bodies import parse_body
+from registry.api.openapi import document
 from registry.api.params import int_arg
 from registry.api.schemas import accounts as schemas
 from registry.api.schemas import common
@@ -40,16 +40,16 @@ def _user() -> User:
 @bp.post("/register")
 @requires("account:register")
 @rate_limited("register")
-@document("Create an account", body=OBJECT, response=USER_SCHEMA, status=201)
+@document("Create an account", body=schemas.RegisterBody, response=USER_SCHEMA, status=201)
 def register() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.RegisterBody)
     registry = current_registry()
     user = services.register_user(
         g.db,
-        email=body.get("email", ""),
-        password=body.get("password", ""),
-        display_name=body.get("display_name", ""),
-        accept_terms=body.get("accept_terms", False),
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        accept_terms=body.accept_terms,
         now=registry.now(),
     )
     verification.send_verification(g.db, user, registry.settings, now=registry.now())
@@ -114,15 +114,19 @@ def me() -> Response:
 @bp.post("/me/password")
 @requires("account:write")
 @rate_limited("password")
-@document("Change your password (ends your other web sessions)", body=OBJECT, response=USER_SCHEMA)
+@document(
+    "Change your password (ends your other web sessions)",
+    body=schemas.PasswordBody,
+    response=USER_SCHEMA,
+)
 def change_password() -> Response:
-    body = json_object()
+    body = parse_body(schemas.PasswordBody)
     now = current_registry().now()
     user = services.change_password(
         g.db,
         _user(),
-        current_password=body.get("current_password", ""),
-        new_password=body.get("new_password", ""),
+        current_password=body.current_password,
+        new_password=body.new_password,
         now=now,
     )
     if current_principal().token is None:

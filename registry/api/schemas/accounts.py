@@ -38,9 +38,8 @@ class LinkTokenBody(Body):
     token: str = ""
 
 
-class EmailChangeBody(Body):
-    email: str = ""
-    password: str = ""
+class EmailChangeBody(LoginBody):
+    """The new address, and the current password to confirm it is you."""
 
 
 class ForgotBody(Body):

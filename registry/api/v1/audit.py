@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
+from client.shared.rules import ID_MAX
 from registry.access.seam import authorize, requires
 from registry.api.headers import content_disposition
 from registry.api.openapi import document
@@ -26,7 +27,7 @@ from registry.errors import BadRequest, NotFound
 from registry.models import AuditEvent, Version
 from registry.repos import services as repos
 
-MAX_ID = 2**31 - 1  # ids and sizes are 32-bit integers in the database
+MAX_ID = ID_MAX  # ids and sizes are 32-bit integers in the database
 
 AUDIT_QUERY: dict[str, dict[str, Any]] = {
     "actor": {"type": "string", "description": "email or user id"},

@@ -20,7 +20,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator
@@ -29,12 +28,8 @@ from typing import Any
 
 from client.config import write_json
 from client.errors import ConfigError, IntegrityError
+from client.shared.rules import COMMIT_RE, NAME_RE, NAMESPACE_RE, REF_RE, SHA256_RE
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EXPORT_MARKER = ".roentgen-registry.json"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import sys
@@ -12,7 +13,7 @@ import click
 
 import client.merkle as merkle
 from client.download import DEFAULT_WORKERS
-from client.errors import ConfigError, IntegrityError, RegistryClientError
+from client.errors import ConfigError, IntegrityError, RegistryClientError, error_from_os_error
 from client.generate import DEFAULT_GUIDANCE
 
 EXIT_CODES = """\b
@@ -28,6 +29,7 @@ Exit codes:
   8  the registry's signing key changed (accept with trust-key / --accept-new-key)
   9  push: the folder has problems (all are listed)
   10 the registry is unreachable or failing (5xx)
+  11 a local file error: disk full, permission denied, read-only file system
   130 interrupted
 
 \b
@@ -43,12 +45,20 @@ class ClientGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RegistryClientError as error:
-            for line in error.lines():
-                click.echo(f"error: {line}" if line is error.lines()[0] else line, err=True)
-            ctx.exit(error.exit_code)
+            _fail(ctx, error)
+        except OSError as error:  # disk full, permission denied, …: one line, exit code 11
+            if error.errno == errno.EPIPE:
+                raise  # stdout closed (``| head``): click handles it
+            _fail(ctx, error_from_os_error(error))
         except KeyboardInterrupt:
             click.echo("interrupted; partial downloads are kept and resume next time", err=True)
             ctx.exit(130)
+
+
+def _fail(ctx: click.Context, error: RegistryClientError) -> None:
+    for line in error.lines():
+        click.echo(f"error: {line}" if line is error.lines()[0] else line, err=True)
+    ctx.exit(error.exit_code)
 
 
 def make_client(ctx: click.Context) -> Any:

@@ -20,12 +20,16 @@ code  exception                   meaning
                                   accept it explicitly with ``trust-key`` / ``--accept-new-key``
 9     ValidationError             ``push``: the folder has problems (all are listed)
 10    ServerUnavailable           the registry cannot be reached or answered 5xx
+11    LocalFileError              a local file could not be written or read: disk full,
+                                  quota exceeded, permission denied, read-only file system
+                                  (one line naming the file and what to do)
 ====  ==========================  =========================================================
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -139,6 +143,32 @@ class ValidationError(RegistryClientError):
 
 class ServerUnavailable(RegistryClientError):
     exit_code = 10
+
+
+class LocalFileError(RegistryClientError):
+    """An operating-system error on a local file (``error_from_os_error``)."""
+
+    exit_code = 11
+
+
+_OS_HINTS: dict[int, str] = {
+    errno.ENOSPC: "the disk is full; free some space, or set REGISTRY_CACHE_DIR to a larger disk",
+    errno.EDQUOT: "the disk quota is exceeded; free some space, or set REGISTRY_CACHE_DIR",
+    errno.EACCES: "permission denied; check the folder's owner and mode, or set "
+    "REGISTRY_CACHE_DIR / REGISTRY_CONFIG_DIR to a folder you can write",
+    errno.EPERM: "operation not permitted; check the folder's owner and mode",
+    errno.EROFS: "the file system is read-only; set REGISTRY_CACHE_DIR to a writable folder",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) and retry",
+}
+
+
+def error_from_os_error(error: OSError) -> RegistryClientError:
+    """One line for an OS error that reached the CLI (network errors: ServerUnavailable)."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return ServerUnavailable(f"The registry cannot be reached: {error.strerror or error}")
+    hint = _OS_HINTS.get(error.errno or 0) or (error.strerror or str(error)).lower()
+    where = f" {error.filename}" if error.filename else ""
+    return LocalFileError(f"Local file error{where}: {hint}.", details={"errno": error.errno})
 
 
 _BY_CODE: dict[str, type[RegistryClientError]] = {

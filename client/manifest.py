@@ -16,6 +16,7 @@ from typing import Any
 
 from client.cache import SHA256_RE, check_relative_path
 from client.errors import IntegrityError
+from client.shared.rules import canonical_bytes
 
 MANIFEST_FORMAT = "roentgen-registry/manifest/v1"
 
@@ -84,10 +85,6 @@ def parse_manifest(record: Mapping[str, Any], *, repo: str, commit: str | None) 
     if published.tzinfo is None:
         raise IntegrityError(f"The manifest of {repo} has a published_at without a time zone")
     return Manifest(repo, derived, files, published, data, dict(record))
-
-
-def canonical_bytes(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _manifest_files(items: Any, repo: str) -> tuple[ManifestFile, ...]:

@@ -11,8 +11,11 @@ from werkzeug.routing import PathConverter
 
 from registry.access.decision import ANONYMOUS
 from registry.access.principal import load_principal
+from registry.api.bodies import MAX_BODY_BYTES, RegistryRequest
 from registry.api.errors import install_error_handlers
+from registry.api.headers import install_header_checks
 from registry.api.hf import bp as hf_bp
+from registry.api.params import install_parameter_checks
 from registry.api.v1.routes import bp as v1_bp
 from registry.config import Settings
 from registry.context import EXTENSION, Registry, build_registry
@@ -38,16 +41,19 @@ def create_app(
     registry = build_registry(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.request_class = RegistryRequest  # per-route body limits, one check of every body
     # "a//b" must reach the path checks (and be refused), not be redirected to "a/b".
     app.url_map.merge_slashes = False
     app.url_map.converters["anypath"] = AnyPathConverter
+    install_parameter_checks(app)  # ids, control characters in path and query
+    install_header_checks(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
-        MAX_CONTENT_LENGTH=None,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # per route: registry.api.bodies.ROUTE_LIMITS
         JSON_SORT_KEYS=False,
     )
     app.extensions[EXTENSION] = registry

@@ -20,8 +20,8 @@ from registry.demo import seed_demo
 from registry.errors import RegistryError
 from registry.mail.commands import mail
 from registry.publishing.commands import fsck, gc, keys
+from registry.publishing.importer import import_folder
 from registry.publishing.signing import load_signer
-from registry.repos.importer import import_folder
 from registry.unit_of_work import unit_of_work
 
 GRACEFUL_SECONDS = 3
@@ -116,6 +116,12 @@ def import_folder_command(
 ) -> None:
     """Publish a local diffusers folder as a new immutable version of REPO_ID."""
     registry = open_registry()
+    known_duas = {spec.id for spec in registry.policy.duas()}
+    if dua is not None and dua not in known_duas:
+        raise click.BadParameter(
+            f"{dua!r} is not a DUA of this registry ({', '.join(sorted(known_duas))})",
+            param_hint="--dua",
+        )
     try:
         with unit_of_work(registry.sessions) as session:
             version = import_folder(

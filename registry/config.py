@@ -28,6 +28,9 @@ class Settings:
     signing_key: str = ""
     ratelimit_storage_url: str = "memory://"
     ratelimit_enabled: bool = True
+    # With the rate-limit store (Redis) down, limited routes answer 503 (fail closed);
+    # true lets them through unlimited instead (fail open), logging each miss.
+    ratelimit_fail_open: bool = False
     token_default_days: int = 90
     token_max_days: int = 365
     max_file_size: int = 50 * 1024**3

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from registry.config import Settings
 from registry.context import build_registry
 from registry.models import Institution
+from registry.publishing.importer import import_folder
 from registry.publishing.signing import load_signer
 from registry.repos import services as repos
-from registry.repos.importer import import_folder
 from registry.unit_of_work import unit_of_work
 
 DEMO_REPO = "demo/tiny-phantom"

@@ -73,6 +73,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
         strategy="moving-window",
         headers_enabled=True,
         key_prefix="registry",
+        swallow_errors=settings.ratelimit_fail_open,  # else a RedisError answers 503
     )
 
     # Registered before the limiter's own hook, so it runs after it (Flask runs them in

@@ -16,7 +16,7 @@ import yaml
 
 from registry.config import ConfigError
 
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}$")
+ID_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}\Z")
 PLAIN_REQUIREMENTS = frozenset(
     {
         "authenticated",

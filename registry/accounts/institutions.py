@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from client.shared import rules
 from registry.access.requirements import require_verified_email
 from registry.accounts.services import find_user_by_email
-from registry.accounts.validation import MAX_ID, Problems
+from registry.accounts.validation import Problems
 from registry.audit.services import record_event
 from registry.errors import Conflict, NotFound
 from registry.models import Institution, Membership, User
 from registry.models.accounts import ROLES
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG_RE = rules.SLUG_RE
 
 
 def get_institution(db: Session, slug: str) -> Institution:
@@ -66,8 +66,8 @@ def create_institution(
 def get_user(db: Session, ident: str) -> User:
     """A user by numeric id or email."""
     user = None
-    if ident.isdigit() and int(ident) <= MAX_ID:
-        user = db.get(User, int(ident))
+    if (user_id := rules.parse_id(ident)) is not None:
+        user = db.get(User, user_id)
     elif "@" in ident:
         user = find_user_by_email(db, ident)
     if user is None:

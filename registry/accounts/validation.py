@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from client.shared.rules import ID_MAX
 from registry.accounts.addresses import AddressRefused, normalize_email
 from registry.errors import ValidationFailed
 
-MAX_ID = 2**31 - 1  # database integer ids; larger path values cannot name a row
+MAX_ID = ID_MAX  # database integer ids; larger path values cannot name a row
 
 
 class Problems:

@@ -5,21 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import OperationalError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from registry.errors import InsufficientStorage, RegistryError, ServiceUnavailable
+from registry.api.headers import header_safe
+from registry.errors import BadRequest, InsufficientStorage, RegistryError, ServiceUnavailable
 from registry.storage import BlobNotFoundError, StorageFullError, StorageUnavailableError
 from registry.unit_of_work import finish_error
 from registry.web.errors import render_error_page
 
 HTML_BLUEPRINTS = frozenset({"web"})
-
-
-def header_safe(message: str) -> str:
-    """HTTP headers carry one line of latin-1; keep the message readable within that."""
-    flat = " ".join(message.split())
-    return flat.encode("ascii", "replace").decode("ascii")[:2000]
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):
@@ -51,10 +47,42 @@ def install_error_handlers(app: Flask) -> None:
             message = f"No such {what}: {request.path}"
         if error.code == 405:
             message = f"Method {request.method} is not allowed on {request.path}"
+        if error.code == 413:
+            limit = request.max_content_length
+            message = f"The request body is larger than {request.path} accepts" + (
+                f" ({limit} bytes at most)." if limit is not None else "."
+            )
         return render_error(error.code or 500, code, message)
 
     # Backend faults: logged with their detail (hosts, paths), answered without it.
     faults: list[tuple[type[Exception], str, RegistryError]] = [
+        (
+            # A value the database cannot store or compare (a string with NUL, a number out
+            # of the column's range) that no check caught before the query: still the
+            # caller's input, so a 400, and logged so that the missing check gets added.
+            DataError,
+            "database refused a value",
+            BadRequest(
+                "The database refused a value of this request (a control character in a "
+                "string, or a number out of range); correct the input and retry."
+            ),
+        ),
+        (
+            OverflowError,  # sqlite3's DataError: an integer beyond 64 bits
+            "database refused a number",
+            BadRequest(
+                "A number in this request is out of range for the registry's database; "
+                "correct the input and retry."
+            ),
+        ),
+        (
+            RedisError,
+            "rate-limit store unavailable",
+            ServiceUnavailable(
+                "The registry cannot check its rate limits right now (its Redis store is "
+                "unavailable); try again shortly."
+            ),
+        ),
         (
             OperationalError,
             "database unavailable",

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
 
 from registry.access.seam import authorize, current_principal, requires
+from registry.api.headers import content_disposition
 from registry.api.params import (
     bool_arg,
     cursor_arg,
@@ -201,7 +202,7 @@ def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
         "X-Linked-Size": str(file.size),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-store",
-        "Content-Disposition": f'inline; filename="{path.rsplit("/", 1)[-1]}"',
+        "Content-Disposition": content_disposition(path, "inline"),
     }
     try:
         byte_range = parse_range(request.headers.get("Range"), file.size)
@@ -212,8 +213,9 @@ def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
         response = Response(status=200, headers=headers, mimetype="application/octet-stream")
         response.content_length = file.size
         return response
-    _record_download(model, version, file, byte_range)
-    return _send_blob(file, byte_range, headers)
+    response = _send_blob(file, byte_range, headers)  # a blob that cannot be sent raises here
+    _record_download(model, version, file, byte_range)  # so only a download that starts counts
+    return response
 
 
 def _record_download(

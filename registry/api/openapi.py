@@ -1,7 +1,9 @@
 """A generated OpenAPI 3.1 document for ``/api/v1``.
 
 Views describe themselves with ``@document(...)``; ``build_openapi`` walks the route table.
-Schemas are plain JSON Schema dicts kept beside the views that use them.
+A body or answer is a pydantic model (``registry.api.schemas``: the same class validates the
+request) or a plain JSON Schema dict kept beside the view; the models' definitions go under
+``components/schemas``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask
+from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 DOC_ATTR = "registry_openapi"
@@ -24,14 +27,19 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+Schema = dict[str, Any] | type[BaseModel]
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
 def document(
     summary: str,
     *,
-    body: dict[str, Any] | None = None,
-    response: dict[str, Any] | None = None,
+    body: Schema | None = None,
+    response: Schema | None = None,
     status: int = 200,
     query: dict[str, dict[str, Any]] | None = None,
     content_type: str = "application/json",
+    response_type: str = "application/json",
     also_produces: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Attach OpenAPI metadata to a view (request body, response schema, query params)."""
@@ -47,6 +55,7 @@ def document(
                 "status": status,
                 "query": query or {},
                 "content_type": content_type,
+                "response_type": response_type,
                 "also_produces": also_produces,
             },
         )
@@ -55,8 +64,21 @@ def document(
     return decorate
 
 
+def json_schema(schema: Schema | None, components: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as JSON Schema; a model's nested definitions are added to ``components``."""
+    if schema is None:
+        return {}
+    if isinstance(schema, dict):
+        return schema
+    generated = schema.model_json_schema(ref_template=REF_TEMPLATE)
+    components.update(generated.pop("$defs", {}))
+    components[schema.__name__] = generated
+    return {"$ref": REF_TEMPLATE.format(model=schema.__name__)}
+
+
 def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
     paths: dict[str, Any] = {}
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith(prefix):
             continue
@@ -74,7 +96,11 @@ def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
             for name, schema in meta["query"].items()
         ]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            content = {"application/json": {"schema": meta["response"] or {}}}
+            if meta["response_type"] == "application/json":
+                answer = json_schema(meta["response"], components)
+            else:
+                answer = {"type": "string", "format": "binary"}
+            content = {meta["response_type"]: {"schema": answer}}
             for media_type in meta.get("also_produces", ()):
                 content[media_type] = {"schema": {"type": "string"}}
             op: dict[str, Any] = {
@@ -97,7 +123,9 @@ def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
             if meta["body"] is not None and method in {"POST", "PUT", "PATCH"}:
                 op["requestBody"] = {
                     "required": True,
-                    "content": {meta["content_type"]: {"schema": meta["body"]}},
+                    "content": {
+                        meta["content_type"]: {"schema": json_schema(meta["body"], components)}
+                    },
                 }
             paths.setdefault(path, {})[method.lower()] = op
     return {
@@ -105,6 +133,7 @@ def build_openapi(app: Flask, prefix: str = "/api/v1") -> dict[str, Any]:
         "info": {"title": "RoentGen registry API", "version": "1"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": components,
         },
         "security": [{"bearer": []}, {}],
         "paths": paths,

@@ -6,7 +6,7 @@ import re
 
 from registry.errors import BadRequest, RangeNotSatisfiable
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)\Z")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

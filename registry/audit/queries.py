@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from client.shared import rules
 from registry.audit.services import RECORDED
 from registry.audit.tags import EventTag
 from registry.models import AuditEvent, User, Version
@@ -35,8 +36,8 @@ def list_events(
     Pending events have no ``seq`` yet, so pages follow the id, which every event has."""
     query = select(AuditEvent).where(AuditEvent.id > after_id)
     if filters.actor:
-        if filters.actor.isdigit():
-            query = query.where(AuditEvent.actor_id == int(filters.actor))
+        if (actor_id := rules.parse_id(filters.actor)) is not None:
+            query = query.where(AuditEvent.actor_id == actor_id)
         else:
             query = query.where(func.lower(AuditEvent.actor) == filters.actor.lower())
     if filters.model_id is not None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from client.shared.model_card import CARD_PATH
 from registry.access.policy import PolicySet
 from registry.audit.services import record_event
 from registry.db import commit_early
@@ -19,7 +20,6 @@ from registry.publishing import institution_keys
 from registry.publishing.chunks import finalize_file, received
 from registry.publishing.locks import serialize_writes
 from registry.publishing.manifest import manifest_time
-from registry.publishing.model_card import CARD_PATH
 from registry.publishing.publish import publish_version, seal_manifest
 from registry.publishing.sessions import (
     abort_session,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -57,13 +56,3 @@ def format_time(moment: dt.datetime) -> str:
 def manifest_time(manifest_text: str) -> dt.datetime:
     """The ``published_at`` of a canonical manifest."""
     return dt.datetime.fromisoformat(json.loads(manifest_text)["published_at"])
-
-
-def canonical_bytes(manifest: dict[str, Any]) -> bytes:
-    """Sorted keys, no whitespace, ASCII: the exact bytes that get signed."""
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def commit_id(manifest_bytes: bytes) -> str:
-    """The version's 40-hex id: the first 160 bits of the manifest's sha256."""
-    return hashlib.sha256(manifest_bytes).hexdigest()[:40]

@@ -7,17 +7,12 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from client.shared.rules import canonical_bytes, commit_id
 from registry.audit.services import record_event
 from registry.errors import Conflict
 from registry.models import Tag, User, Version
 from registry.publishing.locks import serialize_writes
-from registry.publishing.manifest import (
-    FileLike,
-    build_manifest,
-    canonical_bytes,
-    commit_id,
-    manifest_time,
-)
+from registry.publishing.manifest import FileLike, build_manifest, manifest_time
 from registry.publishing.signing import ManifestSigner
 from registry.repos import services as repos
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from client.shared import rules
 from registry.audit.services import record_event
 from registry.errors import BadRequest, Conflict, RevisionNotFound
 from registry.models import Model, User, Version
@@ -38,8 +39,9 @@ def pending_reviews(db: Session) -> list[Version]:
 
 def find_version(db: Session, model: Model, ref: str) -> Version:
     """A version by registry id (any state) or by commit, tag or ``main`` (visible ones)."""
-    if ref.isdigit():
-        version = db.get(Version, int(ref))
+    if ref.isascii() and ref.isdigit():
+        version_id = rules.parse_id(ref)
+        version = db.get(Version, version_id) if version_id is not None else None
         if version is None or version.model_id != model.id:
             raise RevisionNotFound(f"{model.repo_id} has no version {ref}.")
         return version

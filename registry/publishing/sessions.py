@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
-import re
 import uuid
 from typing import Any
 
@@ -14,6 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from client.shared import rules
+from client.shared.model_card import CARD_PATH
+from registry.access_requests.fields import check_new_model
 from registry.audit.services import record_event
 from registry.errors import (
     BadRequest,
@@ -25,12 +27,11 @@ from registry.errors import (
 )
 from registry.models import Institution, Model, Tag, UploadFile, UploadSession, User, Version
 from registry.publishing import ledger
-from registry.publishing.model_card import CARD_PATH
 from registry.publishing.validation import Problem, check_file_kind, check_path
 from registry.repos import services as repos
 from registry.storage import BlobNotFoundError, BlobStore
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = rules.SHA256_RE
 MAX_FILES = 10_000
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -72,6 +73,7 @@ class Limits:
     session_hours: int
     tiers: frozenset[str]
     default_dua: dict[str, str | None]
+    duas: frozenset[str] = frozenset()  # the DUA ids the policy declares
 
 
 def parse_open_request(body: Any) -> OpenRequest:
@@ -154,6 +156,7 @@ def new_model(institution: Institution, req: OpenRequest, limits: Limits) -> Mod
             f"Unknown tier {req.tier!r}; choose one of {', '.join(sorted(limits.tiers))}"
         )
     dua = req.dua if req.dua is not None else limits.default_dua.get(req.tier)
+    check_new_model(req.access_fields or [], dua, limits.duas)
     return Model(
         institution_id=institution.id,
         namespace=req.namespace,
@@ -320,7 +323,7 @@ def _check_tag(db: Session, model: Model, tag: str | None) -> None:
     if tag is None:
         return
     repos.check_tag(tag)
-    if tag.isdigit():
+    if rules.ID_RE.match(tag):
         raise BadRequest(
             f"Invalid tag {tag!r}: a tag of digits only reads like a version id; use e.g. 'v{tag}'"
         )

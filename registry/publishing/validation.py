@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from registry.publishing.model_card import CARD_PATH, REQUIRED_CARD_FIELDS, parse_card
-from registry.publishing.safetensors_header import (
+from client.shared.model_card import CARD_PATH, REQUIRED_CARD_FIELDS, parse_card
+from client.shared.safetensors_header import (
     MAX_HEADER_SIZE,
     SafetensorsHeaderError,
     quote,

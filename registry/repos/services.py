@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from client.shared import rules
 from registry.errors import BadRequest, EntryNotFound, RepoNotFound, RevisionNotFound
 from registry.models import File, Model, Tag, Version
 
-NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+NAMESPACE_RE, NAME_RE, TAG_RE, COMMIT_RE = (
+    rules.NAMESPACE_RE,
+    rules.NAME_RE,
+    rules.REF_RE,
+    rules.COMMIT_RE,
+)
 VISIBLE_STATES = ("published", "withdrawn")
 
 

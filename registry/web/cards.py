@@ -13,7 +13,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from registry.publishing.model_card import REQUIRED_CARD_FIELDS, split_front_matter
+from client.shared.model_card import REQUIRED_CARD_FIELDS, split_front_matter
 
 ALLOWED_TAGS = frozenset(
     {

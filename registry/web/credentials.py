@@ -8,6 +8,7 @@ import datetime as dt
 from flask import Response, flash, g, redirect, render_template, request, url_for
 
 from registry.access.seam import authorize, current_principal, requires
+from registry.api.headers import content_disposition
 from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
 from registry.errors import NotFound, RegistryError
@@ -156,8 +157,8 @@ def training_certificate(training_id: int) -> Response:
     with blobs.open(training.certificate_sha256, 0, size) as stream:
         body = stream.read()
     response = Response(body, mimetype=training.certificate_content_type or "application/pdf")
-    name = (training.certificate_filename or "certificate").replace('"', "")
-    response.headers["Content-Disposition"] = f'inline; filename="{name}"'
+    name = training.certificate_filename or "certificate"
+    response.headers["Content-Disposition"] = content_disposition(name, "inline")
     # A certificate is user content: show it, but never let it run script.
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
     return response

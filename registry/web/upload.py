@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from flask import Response, abort, g, jsonify, render_template, request, url_for
 
+from client.shared.model_card import REQUIRED_CARD_FIELDS, parse_card
 from registry.access.seam import authorize, current_principal, requires
 from registry.context import current_registry
 from registry.errors import NotFound
 from registry.models import Version
-from registry.publishing.model_card import REQUIRED_CARD_FIELDS, parse_card
 from registry.repos import services as repos
 from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card

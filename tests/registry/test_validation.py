@@ -22,7 +22,7 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from registry.publishing.safetensors_header import (
+from client.shared.safetensors_header import (
     SafetensorsHeaderError,
     read_header,
 )

@@ -9,9 +9,10 @@ from flask import Response, g, jsonify, request
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services
 from registry.accounts.institutions import get_user
-from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.bodies import json_object, parse_body
+from registry.api.openapi import document
 from registry.api.params import int_arg
+from registry.api.schemas import access_requests as schemas
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import iso
 from registry.context import current_registry
@@ -49,7 +50,7 @@ def request_dict(req: AccessRequest) -> dict[str, Any]:
 
 @bp.get("/models/<namespace>/<name>/access-form")
 @requires("model:read", deferred=True)
-@document("The fields a model's access request asks for", response=OBJECT)
+@document("The fields a model's access request asks for", response=schemas.AccessForm)
 def access_form(namespace: str, name: str) -> Response:
     model = repos.get_model(g.db, namespace, name)
     authorize(model)
@@ -70,7 +71,7 @@ def access_form(namespace: str, name: str) -> Response:
 @document(
     "Request access to a contributor-review model",
     body={"type": "object", "properties": {"fields": {"type": "object"}}},
-    response=OBJECT,
+    response=schemas.NewAccessRequest,
     status=201,
 )
 def create_request(namespace: str, name: str) -> tuple[Response, int]:
@@ -141,7 +142,7 @@ def my_requests() -> Response:
 
 @bp.get("/access-requests/<int:request_id>")
 @requires("access-request:read", deferred=True)
-@document("One access request (its requester and reviewers)", response=OBJECT)
+@document("One access request (its requester and reviewers)", response=schemas.AccessRequest)
 def get_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)
@@ -152,27 +153,19 @@ def get_request(request_id: int) -> Response:
 @requires("access-request:decide", deferred=True)
 @document(
     "Accept (optionally until expires_at) or reject (with a reason) a pending request",
-    body={
-        "type": "object",
-        "required": ["decision"],
-        "properties": {
-            "decision": {"enum": ["accept", "reject"]},
-            "reason": {"type": "string"},
-            "expires_at": {"type": "string", "description": "ISO date or date-time"},
-        },
-    },
-    response=OBJECT,
+    body=schemas.DecisionBody,
+    response=schemas.AccessRequest,
 )
 def decide_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)
-    body = json_object()
+    body = parse_body(schemas.DecisionBody)
     req = services.decide(
         g.db,
         req,
-        decision=body.get("decision", ""),
-        reason=body.get("reason", ""),
-        expires_at=body.get("expires_at"),
+        decision=body.decision,
+        reason=body.reason,
+        expires_at=body.expires_at,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -181,15 +174,19 @@ def decide_request(request_id: int) -> Response:
 
 @bp.post("/access-requests/<int:request_id>/revoke")
 @requires("access-request:decide", deferred=True)
-@document("Revoke an accepted grant (with a reason)", body=OBJECT, response=OBJECT)
+@document(
+    "Revoke an accepted grant (with a reason)",
+    body=schemas.ReasonBody,
+    response=schemas.AccessRequest,
+)
 def revoke_request(request_id: int) -> Response:
     req = services.get_request(g.db, request_id)
     authorize(req)
-    body = json_object()
+    body = parse_body(schemas.ReasonBody)
     req = services.revoke(
         g.db,
         req,
-        reason=body.get("reason", ""),
+        reason=body.reason,
         actor=_user(),
         now=current_registry().now(),
     )

@@ -8,9 +8,11 @@ from flask_wtf.csrf import generate_csrf
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import institutions, services, sessions, tokens, verification
 from registry.accounts.validation import MAX_ID
-from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.bodies import parse_body
+from registry.api.openapi import document
 from registry.api.params import int_arg
+from registry.api.schemas import accounts as schemas
+from registry.api.schemas import common
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import (
     USER_SCHEMA,
@@ -23,7 +25,7 @@ from registry.api.v1.serializers import (
 )
 from registry.context import current_registry
 from registry.credentials import applications, duas, trainings
-from registry.errors import BadRequest, NotFound, Unauthorized
+from registry.errors import NotFound, Unauthorized
 from registry.models import ApiToken, User
 from registry.ratelimit import rate_limited
 
@@ -38,16 +40,16 @@ def _user() -> User:
 @bp.post("/register")
 @requires("account:register")
 @rate_limited("register")
-@document("Create an account", body=OBJECT, response=USER_SCHEMA, status=201)
+@document("Create an account", body=schemas.RegisterBody, response=USER_SCHEMA, status=201)
 def register() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.RegisterBody)
     registry = current_registry()
     user = services.register_user(
         g.db,
-        email=body.get("email", ""),
-        password=body.get("password", ""),
-        display_name=body.get("display_name", ""),
-        accept_terms=body.get("accept_terms", False),
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        accept_terms=body.accept_terms,
         now=registry.now(),
     )
     verification.send_verification(g.db, user, registry.settings, now=registry.now())
@@ -58,12 +60,14 @@ def register() -> tuple[Response, int]:
 @requires("account:login")
 @rate_limited("login")
 @document(
-    "Log in with email and password (sets the session cookie)", body=OBJECT, response=USER_SCHEMA
+    "Log in with email and password (sets the session cookie)",
+    body=schemas.LoginBody,
+    response=USER_SCHEMA,
 )
 def login() -> Response:
-    body = json_object()
+    body = parse_body(schemas.LoginBody)
     now = current_registry().now()
-    user = services.authenticate(g.db, body.get("email", ""), body.get("password", ""), now=now)
+    user = services.authenticate(g.db, body.email, body.password, now=now)
     sessions.login_session(user, now=now)
     # Cookie-authenticated writes need this in an X-CSRFToken header (registry.web.security).
     return jsonify({**user_dict(user), "csrf_token": generate_csrf()})
@@ -71,7 +75,7 @@ def login() -> Response:
 
 @bp.post("/logout")
 @requires("account:write")
-@document("Log out: ends every web session of this account", response=OBJECT)
+@document("Log out: ends every web session of this account", response=schemas.LoggedOut)
 def logout() -> Response:
     services.end_sessions(g.db, _user(), now=current_registry().now())
     sessions.logout_session()
@@ -80,7 +84,7 @@ def logout() -> Response:
 
 @bp.get("/me")
 @requires("account:read")
-@document("The current user, their credentials and what each tier still needs", response=OBJECT)
+@document("The current user, their credentials and what each tier still needs", response=schemas.Me)
 def me() -> Response:
     user = _user()
     registry = current_registry()
@@ -110,15 +114,19 @@ def me() -> Response:
 @bp.post("/me/password")
 @requires("account:write")
 @rate_limited("password")
-@document("Change your password (ends your other web sessions)", body=OBJECT, response=USER_SCHEMA)
+@document(
+    "Change your password (ends your other web sessions)",
+    body=schemas.PasswordBody,
+    response=USER_SCHEMA,
+)
 def change_password() -> Response:
-    body = json_object()
+    body = parse_body(schemas.PasswordBody)
     now = current_registry().now()
     user = services.change_password(
         g.db,
         _user(),
-        current_password=body.get("current_password", ""),
-        new_password=body.get("new_password", ""),
+        current_password=body.current_password,
+        new_password=body.new_password,
         now=now,
     )
     if current_principal().token is None:
@@ -146,27 +154,19 @@ def list_tokens() -> Response:
 @rate_limited("token")
 @document(
     "Create an API token; the response shows the secret once",
-    body={
-        "type": "object",
-        "required": ["name", "scope"],
-        "properties": {
-            "name": {"type": "string"},
-            "scope": {"enum": ["read", "write", "admin"]},
-            "expires_in_days": {"type": "integer"},
-        },
-    },
-    response=OBJECT,
+    body=schemas.TokenBody,
+    response=schemas.NewToken,
     status=201,
 )
 def create_token() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.TokenBody)
     registry = current_registry()
     token, plaintext = tokens.create_token(
         g.db,
         _user(),
-        name=body.get("name", ""),
-        scope=body.get("scope", ""),
-        expires_in_days=body.get("expires_in_days"),
+        name=body.name,
+        scope=body.scope,
+        expires_in_days=body.expires_in_days,
         default_days=registry.settings.token_default_days,
         max_days=registry.settings.token_max_days,
         now=registry.now(),
@@ -180,7 +180,7 @@ def create_token() -> tuple[Response, int]:
 
 @bp.delete("/tokens/<int:token_id>")
 @requires("token:revoke", deferred=True)
-@document("Revoke an API token at once", response=OBJECT)
+@document("Revoke an API token at once", response=common.Token)
 def revoke_token(token_id: int) -> Response:
     token = g.db.get(ApiToken, token_id) if token_id <= MAX_ID else None
     if token is None:
@@ -204,13 +204,18 @@ def list_institutions() -> Response:
 
 @bp.post("/institutions")
 @requires("admin:manage")
-@document("Create an institution (registry admins)", body=OBJECT, response=OBJECT, status=201)
+@document(
+    "Create an institution (registry admins)",
+    body=schemas.InstitutionBody,
+    response=schemas.Institution,
+    status=201,
+)
 def create_institution() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.InstitutionBody)
     institution = institutions.create_institution(
         g.db,
-        slug=body.get("slug", ""),
-        name=body.get("name", ""),
+        slug=body.slug,
+        name=body.name,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -233,17 +238,21 @@ def list_members(slug: str) -> Response:
 
 @bp.put("/institutions/<slug>/members/<user_ref>")
 @requires("institution:manage", deferred=True)
-@document("Add a user to an institution or change their role", body=OBJECT, response=OBJECT)
+@document(
+    "Add a user to an institution or change their role",
+    body=schemas.MemberBody,
+    response=schemas.Member,
+)
 def set_member(slug: str, user_ref: str) -> Response:
     institution = institutions.get_institution(g.db, slug)
     authorize(institution)
-    body = json_object()
+    body = parse_body(schemas.MemberBody)
     user = institutions.get_user(g.db, user_ref)
     membership = institutions.set_membership(
         g.db,
         institution,
         user,
-        role=body.get("role", ""),
+        role=body.role,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -252,7 +261,7 @@ def set_member(slug: str, user_ref: str) -> Response:
 
 @bp.delete("/institutions/<slug>/members/<user_ref>")
 @requires("institution:manage", deferred=True)
-@document("Remove a user from an institution", response=OBJECT)
+@document("Remove a user from an institution", response=schemas.MemberRemoved)
 def remove_member(slug: str, user_ref: str) -> Response:
     institution = institutions.get_institution(g.db, slug)
     authorize(institution)
@@ -281,18 +290,17 @@ def list_users() -> Response:
 
 @bp.patch("/users/<int:user_id>")
 @requires("admin:manage")
-@document("Grant or remove registry-admin; enable or disable an account", body=OBJECT)
+@document(
+    "Grant or remove registry-admin; enable or disable an account",
+    body=schemas.UserFlagsBody,
+    response=common.User,
+)
 def update_user(user_id: int) -> Response:
-    body = json_object()
-    user = g.db.get(User, user_id) if user_id <= MAX_ID else None
+    body = parse_body(schemas.UserFlagsBody)
+    user = g.db.get(User, user_id)
     if user is None:
         raise NotFound(f"No user {user_id}.")
-    flags = {}
-    for key in ("is_registry_admin", "is_active"):
-        if key in body:
-            if not isinstance(body[key], bool):
-                raise BadRequest(f"{key} must be true or false")
-            flags[key] = body[key]
+    flags = body.model_dump(exclude_none=True)
     institutions.update_user(
         g.db,
         user,

@@ -9,9 +9,12 @@ from typing import Any
 from flask import Response, g, jsonify, request
 from sqlalchemy import select
 
+from client.shared.rules import ID_MAX
 from registry.access.seam import authorize, requires
+from registry.api.headers import content_disposition
 from registry.api.openapi import document
 from registry.api.params import int_arg
+from registry.api.schemas import audit as schemas
 from registry.api.v1.blueprint import bp
 from registry.audit import proofs
 from registry.audit.export import downloaders_csv, events_csv
@@ -24,7 +27,7 @@ from registry.errors import BadRequest, NotFound
 from registry.models import AuditEvent, Version
 from registry.repos import services as repos
 
-MAX_ID = 2**31 - 1  # ids and sizes are 32-bit integers in the database
+MAX_ID = ID_MAX  # ids and sizes are 32-bit integers in the database
 
 AUDIT_QUERY: dict[str, dict[str, Any]] = {
     "actor": {"type": "string", "description": "email or user id"},
@@ -90,6 +93,7 @@ def _event_filter() -> EventFilter:
 @document(
     "Audit events in recorded order, sealed and pending, filtered (registry admins)",
     query=AUDIT_QUERY,
+    response=schemas.Events,
     also_produces=("text/csv",),
 )
 def audit_events() -> Response:
@@ -108,7 +112,10 @@ def audit_events() -> Response:
 
 @bp.get("/audit/verify")
 @requires("audit:read")
-@document("Check the audit log against every signed checkpoint; names what no longer matches")
+@document(
+    "Check the audit log against every signed checkpoint; names what no longer matches",
+    response=schemas.VerifyReport,
+)
 def audit_verify() -> Response:
     report = verify_log(g.db, current_registry().settings)
     first = report.first_mismatch
@@ -146,6 +153,7 @@ CHECKPOINT = {
 @document(
     "Signed checkpoints (Merkle tree heads) of the audit log, oldest first",
     query={"after": {"type": "integer"}, "limit": {"type": "integer"}},
+    response=schemas.Checkpoints,
 )
 def audit_checkpoints() -> Response:
     after = int_arg("after", 0, minimum=0, maximum=MAX_ID)
@@ -180,6 +188,7 @@ def audit_checkpoint(size: int) -> Response:
 @document(
     "Proof that the log of `from` events is a prefix of checkpoint `to` (default: newest)",
     query={"from": {"type": "integer"}, "to": {"type": "integer"}},
+    response=schemas.Consistency,
 )
 def audit_consistency() -> Response:
     if "from" not in request.args:
@@ -194,6 +203,7 @@ def audit_consistency() -> Response:
 @document(
     "A receipt: the event, its Merkle leaf and its inclusion proof against a signed checkpoint",
     query={"checkpoint": {"type": "integer", "description": "a checkpoint size (default newest)"}},
+    response=schemas.Receipt,
 )
 def audit_event_proof(event_id: int) -> Response:
     event = g.db.get(AuditEvent, event_id) if event_id <= MAX_ID else None
@@ -211,6 +221,7 @@ def audit_event_proof(event_id: int) -> Response:
 @document(
     "Everyone who downloaded files of a version (its institution's publishers and admins)",
     query={"format": {"enum": ["json", "csv"]}},
+    response=schemas.Downloads,
     also_produces=("text/csv",),
 )
 def version_downloads(namespace: str, name: str, revision: str) -> Response:
@@ -222,7 +233,7 @@ def version_downloads(namespace: str, name: str, revision: str) -> Response:
     if fmt == "csv":
         response = Response(downloaders_csv(rows), mimetype="text/csv")
         filename = f"{model.namespace}-{model.name}-{version.commit}-downloads.csv"
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response.headers["Content-Disposition"] = content_disposition(filename)
         return response
     return jsonify(
         {

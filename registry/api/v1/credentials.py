@@ -7,8 +7,10 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.api.bodies import json_object
+from registry.api.bodies import json_object, parse_body
 from registry.api.openapi import OBJECT, document
+from registry.api.schemas import common
+from registry.api.schemas import credentials as schemas
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import application_dict, iso, training_dict
 from registry.context import current_registry
@@ -29,7 +31,12 @@ def _user() -> User:
 
 @bp.post("/credentials")
 @requires("credential:apply")
-@document("Apply to become a credentialed researcher", body=OBJECT, response=OBJECT, status=201)
+@document(
+    "Apply to become a credentialed researcher",
+    body=OBJECT,
+    response=common.CredentialApplication,
+    status=201,
+)
 def apply_credential() -> tuple[Response, int]:
     application = applications.apply(g.db, _user(), json_object(), now=current_registry().now())
     return jsonify(application_dict(application)), 201
@@ -64,7 +71,7 @@ def credential_queue() -> Response:
             "reason": {"type": "string"},
         },
     },
-    response=OBJECT,
+    response=common.CredentialApplication,
 )
 def decide_credential(application_id: int) -> Response:
     body = json_object()
@@ -85,7 +92,7 @@ def decide_credential(application_id: int) -> Response:
     "Submit a training: multipart with a 'certificate' file (PDF/PNG/JPEG), or JSON with "
     "a verification_url; both with 'kind' and 'completed_on'",
     body=OBJECT,
-    response=OBJECT,
+    response=common.Training,
     status=201,
 )
 def submit_training() -> tuple[Response, int]:
@@ -136,7 +143,7 @@ def training_queue() -> Response:
 @document(
     "Accept (valid_until follows the policy) or reject (with a reason) a training",
     body=OBJECT,
-    response=OBJECT,
+    response=common.Training,
 )
 def review_training(training_id: int) -> Response:
     body = json_object()
@@ -156,7 +163,11 @@ def review_training(training_id: int) -> Response:
 
 @bp.get("/trainings/<int:training_id>/certificate")
 @requires("training:read", deferred=True)
-@document("Download a training certificate (its owner and registry admins)")
+@document(
+    "Download a training certificate (its owner and registry admins)",
+    response_type="application/octet-stream",
+    also_produces=("application/pdf", "image/png", "image/jpeg"),
+)
 def training_certificate(training_id: int) -> Response:
     training = trainings.get_training(g.db, training_id)
     authorize(training)
@@ -192,7 +203,7 @@ def list_duas() -> Response:
 
 @bp.get("/duas/<dua_id>")
 @requires("public")
-@document("A DUA's text and its sha256", response=OBJECT)
+@document("A DUA's text and its sha256", response=schemas.Dua)
 def get_dua(dua_id: str) -> Response:
     dua = current_registry().policy.dua(dua_id)
     if dua is None:
@@ -204,12 +215,8 @@ def get_dua(dua_id: str) -> Response:
 @requires("dua:sign")
 @document(
     "Sign a DUA with your typed full name (optionally assert the text_sha256 you read)",
-    body={
-        "type": "object",
-        "required": ["full_name"],
-        "properties": {"full_name": {"type": "string"}, "text_sha256": {"type": "string"}},
-    },
-    response=OBJECT,
+    body=schemas.SignatureBody,
+    response=schemas.Signature,
     status=201,
 )
 def sign_dua(dua_id: str) -> tuple[Response, int]:
@@ -217,13 +224,13 @@ def sign_dua(dua_id: str) -> tuple[Response, int]:
     dua = registry.policy.dua(dua_id)
     if dua is None:
         raise NotFound(f"No DUA {dua_id!r}; list them at /api/v1/duas.")
-    body = json_object()
+    body = parse_body(schemas.SignatureBody)
     signature, created = duas.sign(
         g.db,
         _user(),
         dua,
-        full_name=body.get("full_name", ""),
-        text_sha256=body.get("text_sha256"),
+        full_name=body.full_name,
+        text_sha256=body.text_sha256,
         now=registry.now(),
     )
     data = {

@@ -6,8 +6,10 @@ from flask import Response, g, jsonify
 
 from registry.access.seam import current_principal, requires
 from registry.accounts import recovery, verification
-from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.bodies import parse_body
+from registry.api.openapi import document
+from registry.api.schemas import accounts as schemas
+from registry.api.schemas.common import Acknowledged
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import USER_SCHEMA, iso, user_dict
 from registry.context import current_registry
@@ -15,11 +17,6 @@ from registry.errors import Unauthorized
 from registry.models import User
 from registry.ratelimit import rate_limited
 
-TOKEN_BODY = {
-    "type": "object",
-    "required": ["token"],
-    "properties": {"token": {"type": "string"}},
-}
 SENT = {
     "type": "object",
     "properties": {"sent_to": {"type": "string"}, "expires_at": {"type": "string"}},
@@ -49,11 +46,13 @@ def resend_verification() -> tuple[Response, int]:
 @requires("public")
 @rate_limited("verify")
 @document(
-    "Verify an address with the token from the mailed link", body=TOKEN_BODY, response=USER_SCHEMA
+    "Verify an address with the token from the mailed link",
+    body=schemas.LinkTokenBody,
+    response=USER_SCHEMA,
 )
 def verify_email() -> Response:
-    body = json_object()
-    user = verification.verify_email(g.db, body.get("token", ""), now=current_registry().now())
+    body = parse_body(schemas.LinkTokenBody)
+    user = verification.verify_email(g.db, body.token, now=current_registry().now())
     return jsonify(user_dict(user))
 
 
@@ -62,23 +61,19 @@ def verify_email() -> Response:
 @rate_limited("password")
 @document(
     "Change your address: a link goes to the new one, a notice to the old one",
-    body={
-        "type": "object",
-        "required": ["email", "password"],
-        "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
-    },
+    body=schemas.EmailChangeBody,
     response=SENT,
     status=202,
 )
 def change_email() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.EmailChangeBody)
     registry = current_registry()
     link = verification.request_email_change(
         g.db,
         signed_in_user(),
         registry.settings,
-        new_email=body.get("email", ""),
-        password=body.get("password", ""),
+        new_email=body.email,
+        password=body.password,
         now=registry.now(),
     )
     return jsonify({"sent_to": link.email, "expires_at": iso(link.expires_at)}), 202
@@ -89,14 +84,12 @@ def change_email() -> tuple[Response, int]:
 @rate_limited("verify")
 @document(
     "Confirm a new address with the token from the mailed link",
-    body=TOKEN_BODY,
+    body=schemas.LinkTokenBody,
     response=USER_SCHEMA,
 )
 def confirm_email() -> Response:
-    body = json_object()
-    user = verification.confirm_email_change(
-        g.db, body.get("token", ""), now=current_registry().now()
-    )
+    body = parse_body(schemas.LinkTokenBody)
+    user = verification.confirm_email_change(g.db, body.token, now=current_registry().now())
     return jsonify(user_dict(user))
 
 
@@ -105,16 +98,14 @@ def confirm_email() -> Response:
 @rate_limited("reset")
 @document(
     "Mail a password reset link (the same answer whether or not the account exists)",
-    body={"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}},
-    response=OBJECT,
+    body=schemas.ForgotBody,
+    response=Acknowledged,
     status=202,
 )
 def forgot_password() -> tuple[Response, int]:
-    body = json_object()
+    body = parse_body(schemas.ForgotBody)
     registry = current_registry()
-    answer = recovery.request_reset(
-        g.db, body.get("email", ""), registry.settings, now=registry.now()
-    )
+    answer = recovery.request_reset(g.db, body.email, registry.settings, now=registry.now())
     return jsonify({"message": answer}), 202
 
 
@@ -123,18 +114,13 @@ def forgot_password() -> tuple[Response, int]:
 @rate_limited("reset")
 @document(
     "Choose a new password with the token from the mailed link (ends every session)",
-    body={
-        "type": "object",
-        "required": ["token", "new_password"],
-        "properties": {"token": {"type": "string"}, "new_password": {"type": "string"}},
-    },
+    body=schemas.ResetBody,
     response=USER_SCHEMA,
 )
 def reset_password() -> Response:
-    body = json_object()
+    body = parse_body(schemas.ResetBody)
     registry = current_registry()
     user = recovery.reset_password(
-        g.db, body.get("token", ""), body.get("new_password", ""), registry.settings,
-        now=registry.now(),
-    )  # fmt: skip
+        g.db, body.token, body.new_password, registry.settings, now=registry.now()
+    )
     return jsonify({**user_dict(user), "note": "Every session of this account ended; log in."})

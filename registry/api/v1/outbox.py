@@ -10,6 +10,7 @@ from flask import Response, g, jsonify, request
 from registry.access.seam import requires
 from registry.api.openapi import document
 from registry.api.params import int_arg
+from registry.api.schemas import system as schemas
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import iso
 from registry.context import current_registry
@@ -47,7 +48,7 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 @requires("admin:manage")
 @document(
     "Outgoing mail and webhook deliveries: counts per state and the newest messages",
-    response={"type": "object"},
+    response=schemas.Outbox,
     query={"status": {"enum": list(OUTBOX_STATES)}, "kind": {"enum": list(OUTBOX_KINDS)}},
 )
 def list_outbox() -> Response:
@@ -62,7 +63,7 @@ def list_outbox() -> Response:
 
 @bp.post("/outbox/<int:message_id>/retry")
 @requires("admin:manage")
-@document("Queue a failed message again", response={"type": "object"})
+@document("Queue a failed message again", response=schemas.OutboxMessage)
 def retry_message(message_id: int) -> Response:
     message = g.db.get(OutboxMessage, message_id) if message_id <= 2**31 - 1 else None
     if message is None:

@@ -6,6 +6,7 @@ from flask import Response, current_app, jsonify
 
 from registry.access.seam import requires
 from registry.api.openapi import build_openapi, document
+from registry.api.schemas import system as schemas
 from registry.api.v1.blueprint import bp
 from registry.context import current_registry
 from registry.health import check_backends
@@ -15,7 +16,7 @@ from registry.health import check_backends
 @requires("public")
 @document(
     "Liveness and readiness within 2 s: each backend, and which one is failing (503)",
-    response={"type": "object"},
+    response=schemas.Health,
 )
 def health() -> Response:
     backends = check_backends(current_registry())
@@ -38,7 +39,9 @@ def health() -> Response:
 
 @bp.get("/ping")
 @requires("public")
-@document("A no-op route (no database, no storage): a baseline for benchmarks")
+@document(
+    "A no-op route (no database, no storage): a baseline for benchmarks", response=schemas.Pong
+)
 def ping() -> Response:
     return jsonify({"pong": True})
 

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from flask import Response, g, jsonify, request
 
+from client.shared.rules import commit_id
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
 from registry.api.v1.blueprint import bp
@@ -16,7 +17,7 @@ from registry.db import commit_early
 from registry.errors import BadRequest, Conflict, Unauthorized
 from registry.models import Model, UploadFile, UploadSession, Version
 from registry.publishing import chunks, commit, review, sessions, signing
-from registry.publishing.manifest import commit_id, manifest_time
+from registry.publishing.manifest import manifest_time
 from registry.repos import services as repos
 
 FILE_DECLARATION = {
@@ -85,6 +86,7 @@ def _limits() -> sessions.Limits:
         session_hours=registry.settings.upload_session_hours,
         tiers=tiers,
         default_dua={tier: registry.policy.default_dua(tier) for tier in tiers},
+        duas=frozenset(dua.id for dua in registry.policy.duas()),
     )
 
 

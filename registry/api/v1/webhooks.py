@@ -9,7 +9,8 @@ from flask import Response, g, jsonify
 from registry.access.seam import authorize, requires
 from registry.accounts import institutions
 from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.openapi import document
+from registry.api.schemas import system as schemas
 from registry.api.v1.blueprint import bp
 from registry.api.v1.identity import signed_in_user
 from registry.api.v1.serializers import iso
@@ -142,7 +143,7 @@ def delete_webhook(hook_id: int) -> Response:
 
 @bp.post("/webhooks/<int:hook_id>/test")
 @requires("webhook:manage", deferred=True)
-@document("Queue a signed ping delivery to the hook", response=OBJECT, status=202)
+@document("Queue a signed ping delivery to the hook", response=schemas.PingQueued, status=202)
 def test_webhook(hook_id: int) -> tuple[Response, int]:
     hook = _hook(hook_id)
     registry = current_registry()

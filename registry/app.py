@@ -12,7 +12,7 @@ from werkzeug.routing import PathConverter
 from registry.access.decision import ANONYMOUS
 from registry.access.principal import load_principal
 from registry.api.errors import install_error_handlers
-from registry.api.hf import bp as hf_bp
+from registry.api.hf_routes import bp as hf_bp
 from registry.api.v1.routes import bp as v1_bp
 from registry.config import Settings
 from registry.context import EXTENSION, Registry, build_registry

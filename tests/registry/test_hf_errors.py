@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -15,64 +12,21 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import _http as hub_http
 
-from tests.conftest import free_port
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+from tests.fixtures.tls import TlsServer
 
 
 @pytest.fixture
 def https_server(app, tmp_path) -> Iterator[str]:
     """The app over TLS on loopback; the hub client trusts its certificate for the test."""
-    from werkzeug.serving import make_server
-
-    cert, key = _self_signed(tmp_path)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=(str(cert), str(key)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = TlsServer(app, tmp_path)
     hub_http.set_client_factory(
-        lambda: httpx2.Client(verify=str(cert), follow_redirects=True, timeout=30)
+        lambda: httpx2.Client(verify=str(server.cert), follow_redirects=True, timeout=30)
     )
     try:
-        yield f"https://127.0.0.1:{port}"
+        yield server.url
     finally:
         hub_http.set_client_factory(hub_http.default_client_factory)
-        server.shutdown()
-        thread.join(timeout=10)
+        server.stop()
 
 
 def test_a_revoked_token_is_a_credentials_error_with_its_reason(

@@ -1,10 +1,10 @@
 """Parallel, resumable, verified downloads of a version's blobs into the cache.
 
-Each blob streams into ``incomplete/<sha256>.part`` (under a ``filelock`` on ``<sha256>.part.lock``, so two
-processes never append to the same file), hashing every byte in the same pass. A later
-run - even after the process was killed - re-hashes the bytes it already has and asks for
-the rest with ``Range: bytes=N-``. Only a file whose size and sha256 match the signed
-manifest is moved into ``blobs/``.
+Each blob streams into ``incomplete/<sha256>.part`` (under a ``filelock`` on
+``<sha256>.part.lock``, so two processes never append to the same file), hashing every
+byte in the same pass. A later run - even after the process was killed - re-hashes the
+bytes it already has and asks for the rest with ``Range: bytes=N-``. Only a file whose
+size and sha256 match the signed manifest is moved into ``blobs/``.
 """
 
 from __future__ import annotations

@@ -122,6 +122,11 @@ def model_info(namespace: str, name: str) -> Response:
 @bp.get("/api/models/<namespace>/<name>/revision/<revision:revision>")
 @requires("model:read", deferred=True)
 def model_revision(namespace: str, name: str, revision: str) -> Response:
+    if _xet_probe():
+        # Clients 0.30-0.35 ask this before every upload, for repos not yet created too; the
+        # answer reveals nothing about the repo, so it needs no lookup.
+        authorize(None)
+        return jsonify({"id": f"{namespace}/{name}", "xetEnabled": False})
     model, version = readable_revision(namespace, name, revision)
     return jsonify(model_info_payload(model, version))
 
@@ -145,6 +150,11 @@ def list_tree(namespace: str, name: str, revision: str, path: str = "") -> Respo
     if offset + limit < len(entries):
         link_next(response, offset + limit)
     return response
+
+
+def _xet_probe() -> bool:
+    expand = request.args.getlist("expand") + request.args.getlist("expand[]")
+    return expand == ["xetEnabled"]
 
 
 def tree_entries(files: list[File] | Any, prefix: str, *, recursive: bool) -> list[dict[str, Any]]:

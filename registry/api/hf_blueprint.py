@@ -9,6 +9,7 @@ reason stays in the JSON ``error`` and in an ``X-HF-Warning`` the client logs.
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import quote
 
 from flask import Blueprint, Response, g, redirect, request
@@ -21,6 +22,8 @@ from registry.models import Model, Version
 from registry.repos import services as repos
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+# Token failures, denials and withdrawals; not the 404s clients expect while probing.
+SHOWN_STATUSES = frozenset({401, 403, 410})
 
 bp = Blueprint("hf", __name__)
 
@@ -104,10 +107,17 @@ def _redirect_to_canonical(error: CanonicalRepo) -> Response:
 
 
 @bp.after_request
-def _credentials_header(response: Response) -> Response:
-    if response.status_code == 401 and response.headers.get("X-Error-Code") == "Unauthorized":
-        reason = response.headers.get("X-Error-Message", "")
+def _hub_error_headers(response: Response) -> Response:
+    """Refusals keep their reason where each stock tool shows one (docs/hf-compat.md)."""
+    reason = response.headers.get("X-Error-Message", "")
+    if response.status_code not in SHOWN_STATUSES or not reason:
+        return response
+    if response.headers.get("X-Error-Code") == "Unauthorized":
         response.headers["X-Error-Message"] = INVALID_CREDENTIALS
-        if reason and reason != INVALID_CREDENTIALS:
-            response.headers["X-HF-Warning"] = f"registry; {reason}"
+    if reason != INVALID_CREDENTIALS:
+        # The hub client logs each X-HF-Warning topic once per process, as a warning line
+        # even the tools that replace the error text with their own (hf CLI, transformers,
+        # diffusers' subfolder loaders, peft) print.
+        topic = hashlib.sha1(reason.encode(), usedforsecurity=False).hexdigest()[:12]
+        response.headers["X-HF-Warning"] = f"registry-{topic}; {reason}"
     return response

@@ -59,6 +59,10 @@ def test_hf_download_prints_the_reason(refusals):
     assert GATED in gated and "You are not logged in" in gated
     gone = _run([hf, "download", "demo/gone", "model_index.json"], refusals)
     assert WITHDRAWN in gone
+    bad_token = dict(refusals, HF_TOKEN="rgr_not-a-token-of-this-registry")
+    refused = _run([hf, "download", "demo/gated", "model_index.json"], bad_token)
+    assert "Invalid credentials in Authorization header" in refused
+    assert "not known to this registry" in refused
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

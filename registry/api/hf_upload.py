@@ -41,6 +41,7 @@ LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx", ".npz",
 @bp.post("/api/repos/create")
 @requires("model:create", deferred=True)
 def create_repo() -> Response:
+    authorize(None)  # a publisher somewhere; the institution is checked once it is known
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise BadRequest("Send {name, organization?, type?} to create a repo")
@@ -70,8 +71,8 @@ def _home_namespace() -> str:
 @bp.post("/api/models/<namespace>/<name>/preupload/<revision:revision>")
 @requires("version:upload", deferred=True)
 def preupload(namespace: str, name: str, revision: str) -> Response:
-    _main_only(revision)
     upload_target(namespace, name)
+    _main_only(revision)
     body = request.get_json(silent=True)
     files = body.get("files") if isinstance(body, dict) else None
     if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
@@ -161,13 +162,13 @@ def _decode(number: int, value: dict[str, Any]) -> bytes:
 @requires("version:upload", deferred=True)
 def create_commit(namespace: str, name: str, revision: str) -> Response:
     registry = current_registry()
+    institution, model = upload_target(namespace, name)
     _main_only(revision)
     if request.args.get("create_pr") in ("1", "true", "True"):
         raise BadRequest("There are no pull requests here: every commit is reviewed as a version")
     if (request.content_length or 0) > MAX_COMMIT_BODY:
         raise PayloadTooLarge("A commit body over 64 MiB: send large files through LFS")
     ops = parse_commit(request.get_data(cache=False)[: MAX_COMMIT_BODY + 1])
-    institution, model = upload_target(namespace, name)
     tree = _tree(model, ops)
     if not tree:
         raise BadRequest("This commit leaves no files; a version needs at least a model card")

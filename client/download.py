@@ -1,10 +1,10 @@
 """Parallel, resumable, verified downloads of a version's blobs into the cache.
 
-Each blob streams into ``incomplete/<sha256>.part`` (held under an exclusive lock, so two
-processes never append to the same file), hashing every byte in the same pass. A later
-run - even after the process was killed - re-hashes the bytes it already has and asks for
-the rest with ``Range: bytes=N-``. Only a file whose size and sha256 match the signed
-manifest is moved into ``blobs/``.
+Each blob streams into ``incomplete/<sha256>.part`` (under a ``filelock`` on
+``<sha256>.part.lock``, so two processes never append to the same file), hashing every
+byte in the same pass. A later run - even after the process was killed - re-hashes the
+bytes it already has and asks for the rest with ``Range: bytes=N-``. Only a file whose
+size and sha256 match the signed manifest is moved into ``blobs/``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from filelock import FileLock
 
 from client.cache import Cache
 from client.errors import HashMismatch, IntegrityError, RegistryClientError
@@ -25,13 +26,7 @@ from client.http import BodyStream, ConnectionInterrupted, RegistryHTTP
 from client.manifest import ManifestFile
 from client.receive import BufferPool, receive
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 REHASH_SIZE = 8 * 1024 * 1024
-MAX_ATTEMPTS = 5
 # Each worker also runs a hashing helper: two per core is plenty, eight at most (like the HF hub).
 DEFAULT_WORKERS = min(8, 2 * (os.cpu_count() or 2))
 
@@ -142,20 +137,20 @@ class Downloader:
         partial.parent.mkdir(parents=True, exist_ok=True)
         url = f"/{repo}/resolve/{commit}/{quote(file.path, safe='/')}"
         fetched = 0
-        with open(partial, "a+b", buffering=0) as handle:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        retry = self.http.retry
+        # filelock: an OS lock on every platform (fcntl alone left Windows without one).
+        with FileLock(f"{partial}.lock"), open(partial, "a+b", buffering=0) as handle:
             if self.cache.has_blob(file.sha256, file.size):
                 return 0  # another process finished it while we waited for the lock
             restarted = False
-            for attempt in range(1, MAX_ATTEMPTS + 1):
+            for attempt in range(1, retry.attempts + 1):
                 try:
                     got, digest = self._stream(handle, url, file, progress)
                     fetched += got
                 except ConnectionInterrupted:
-                    if attempt == MAX_ATTEMPTS or self.cancel.is_set():
+                    if attempt == retry.attempts or self.cancel.is_set():
                         raise
-                    time.sleep(min(2**attempt * 0.25, 5))
+                    retry.wait(attempt)
                     continue
                 if digest == file.sha256:
                     break

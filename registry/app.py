@@ -14,7 +14,7 @@ from registry.access.principal import load_principal
 from registry.api.bodies import MAX_BODY_BYTES, RegistryRequest
 from registry.api.errors import install_error_handlers
 from registry.api.headers import install_header_checks
-from registry.api.hf import bp as hf_bp
+from registry.api.hf_routes import bp as hf_bp
 from registry.api.params import install_parameter_checks
 from registry.api.v1.routes import bp as v1_bp
 from registry.config import Settings

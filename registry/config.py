@@ -40,6 +40,9 @@ class Settings:
     presign_seconds: int = 300
     s3_redirect: bool = True
     tree_page_size: int = 1000
+    # Hugging Face LFS uploads: files this large go up in parts of hf_lfs_part_size bytes.
+    hf_lfs_multipart_threshold: int = 64 * 1024**2
+    hf_lfs_part_size: int = 16 * 1024**2
     session_cookie_secure: bool = True
     # Number of reverse proxies in front of the registry whose X-Forwarded-* headers are
     # trusted (for client IPs in the audit log and https URLs); 0 when exposed directly.

@@ -6,10 +6,11 @@ import hashlib
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
+from flask import Response, g, jsonify, redirect, request, send_file
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.headers import content_disposition
+from registry.api.hf_blueprint import bp, hub_model, hub_revision, readable_revision
 from registry.api.params import (
     bool_arg,
     cursor_arg,
@@ -20,12 +21,16 @@ from registry.api.ranges import parse_range
 from registry.api.v1.serializers import iso
 from registry.audit.services import record_event
 from registry.context import current_registry
-from registry.errors import EntryNotFound, RangeNotSatisfiable, Unauthorized
+from registry.errors import (
+    BadRequest,
+    EntryNotFound,
+    RangeNotSatisfiable,
+    RepoNotFound,
+    Unauthorized,
+)
 from registry.models import File, Model, Version
 from registry.publishing.withdrawal import refuse_withdrawn
 from registry.repos import services as repos
-
-bp = Blueprint("hf", __name__)
 
 STREAM_CHUNK = 1024 * 1024
 
@@ -48,12 +53,32 @@ def model_summary(model: Model, version: Version | None) -> dict[str, Any]:
         "likes": 0,
         "library_name": "diffusers",
         "pipeline_tag": "text-to-image",
-        "tags": ["diffusers", "safetensors", "text-to-image", f"tier:{model.tier}"],
+        "tags": model_tags(model, version),
         "createdAt": iso(model.created_at),
         "lastModified": iso(version.published_at if version else model.created_at),
         "accessTier": model.tier,
         "dua": model.dua,
     }
+
+
+def model_tags(model: Model, version: Version | None) -> list[str]:
+    """The hub's tag list: library, format, task, tier, licence, base models, datasets."""
+    card = (version.card_data or {}) if version is not None else {}
+    tags = ["diffusers", "safetensors", "text-to-image", f"tier:{model.tier}"]
+    tags += [str(t) for t in _names(card.get("tags"))]
+    if isinstance(card.get("license"), str):
+        tags.append(f"license:{card['license']}")
+    tags += [f"base_model:{b}" for b in _names(card.get("base_model"))]
+    tags += [f"dataset:{d}" for d in _names(card.get("datasets"))]
+    return list(dict.fromkeys(tags))
+
+
+def _names(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, (str, int, float))]
+    return []
 
 
 def model_info_payload(model: Model, version: Version) -> dict[str, Any]:
@@ -88,54 +113,31 @@ def _base_ref(version: Version) -> str | None:
     return f"{base.model.repo_id}@{base.commit}" if base is not None else None
 
 
-@bp.get("/api/models")
-@requires("model:list")
-def list_models() -> Response:
-    limit = int_arg("limit", 100, minimum=1, maximum=1000)
-    offset = cursor_arg()
-    models = repos.search_models(
-        g.db,
-        search=request.args.get("search") or None,
-        author=request.args.get("author") or None,
-        tier=request.args.get("tier") or None,
-        limit=limit + 1,
-        offset=offset,
-    )
-    page = list(models[:limit])
-    newest = repos.latest_visible(g.db, page)
-    body = [model_summary(m, newest.get(m.id)) for m in page]
-    response = jsonify(body)
-    if len(models) > limit:
-        _link_next(response, offset + limit)
-    return response
-
-
 @bp.get("/api/models/<namespace>/<name>")
 @requires("model:read", deferred=True)
 def model_info(namespace: str, name: str) -> Response:
-    model = repos.get_model(g.db, namespace, name)
-    authorize(model)
-    version = repos.resolve_revision(g.db, model, "main")
+    model, version = readable_revision(namespace, name, "main")
     return jsonify(model_info_payload(model, version))
 
 
-@bp.get("/api/models/<namespace>/<name>/revision/<revision>")
+@bp.get("/api/models/<namespace>/<name>/revision/<revision:revision>")
 @requires("model:read", deferred=True)
 def model_revision(namespace: str, name: str, revision: str) -> Response:
-    model = repos.get_model(g.db, namespace, name)
-    authorize(model)
-    version = repos.resolve_revision(g.db, model, revision)
+    if _xet_probe():
+        # Clients 0.30-0.35 ask this before every upload, for repos not yet created too; the
+        # answer reveals nothing about the repo, so it needs no lookup.
+        authorize(None)
+        return jsonify({"id": f"{namespace}/{name}", "xetEnabled": False})
+    model, version = readable_revision(namespace, name, revision)
     refuse_withdrawn(version)
     return jsonify(model_info_payload(model, version))
 
 
-@bp.get("/api/models/<namespace>/<name>/tree/<revision>")
-@bp.get("/api/models/<namespace>/<name>/tree/<revision>/<anypath:path>")
+@bp.get("/api/models/<namespace>/<name>/tree/<revision:revision>")
+@bp.get("/api/models/<namespace>/<name>/tree/<revision:revision>/<anypath:path>")
 @requires("model:read", deferred=True)
 def list_tree(namespace: str, name: str, revision: str, path: str = "") -> Response:
-    model = repos.get_model(g.db, namespace, name)
-    authorize(model)
-    version = repos.resolve_revision(g.db, model, revision)
+    model, version = readable_revision(namespace, name, revision)
     refuse_withdrawn(version)
     path = path.strip("/")
     if path:
@@ -149,8 +151,13 @@ def list_tree(namespace: str, name: str, revision: str, path: str = "") -> Respo
     response = jsonify(entries[offset : offset + limit])
     response.headers["X-Repo-Commit"] = version.commit or ""
     if offset + limit < len(entries):
-        _link_next(response, offset + limit)
+        link_next(response, offset + limit)
     return response
+
+
+def _xet_probe() -> bool:
+    expand = request.args.getlist("expand") + request.args.getlist("expand[]")
+    return expand == ["xetEnabled"]
 
 
 def tree_entries(files: list[File] | Any, prefix: str, *, recursive: bool) -> list[dict[str, Any]]:
@@ -182,17 +189,24 @@ def _dir_entry(path: str) -> dict[str, Any]:
     return {"type": "directory", "oid": oid, "size": 0, "path": path}
 
 
-def _link_next(response: Response, offset: int) -> None:
-    args = request.args.to_dict()
-    args["cursor"] = encode_cursor(offset)
-    url = f"{request.base_url}?{urlencode(args)}"
+def link_next(response: Response, offset: int) -> None:
+    """Point ``Link: rel="next"`` at the same query from ``offset`` on (repeated keys kept)."""
+    args = request.args.to_dict(flat=False)
+    args["cursor"] = [encode_cursor(offset)]
+    url = f"{request.base_url}?{urlencode(args, doseq=True)}"
     response.headers["Link"] = f'<{url}>; rel="next"'
 
 
-@bp.route("/<namespace>/<name>/resolve/<revision>/<anypath:path>", methods=["GET", "HEAD"])
+@bp.route("/<namespace>/<name>/resolve/<revision:revision>/<anypath:path>", methods=["GET", "HEAD"])
 @requires("version:download", deferred=True)
 def resolve(namespace: str, name: str, revision: str, path: str) -> Response:
-    model, version, file = repos.lookup_file(g.db, namespace, name, revision, path)
+    try:
+        model, version, file = repos.lookup_file(
+            g.db, namespace, name, hub_revision(revision), path
+        )
+    except (BadRequest, RepoNotFound):
+        hub_model(namespace, name)  # redirects when only the id's casing differs
+        raise
     authorize(version)
     refuse_withdrawn(version)
     headers = {

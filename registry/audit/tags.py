@@ -67,6 +67,7 @@ class EventTag(enum.StrEnum):
     UPLOAD_OPEN = "upload:open", "an upload session was opened"
     UPLOAD_ABORT = "upload:abort", "an upload session was aborted (or failed validation)"
     UPLOAD_EXPIRE = "upload:expire", "an upload session expired"
+    UPLOAD_LFS_OBJECT = "upload:lfs-object", "a Hugging Face LFS object was received"
     VERSION_SUBMIT = "version:submit", "a version was submitted for review"
     VERSION_PUBLISH = "version:publish", "a version was published (its commit and manifest)"
     VERSION_REJECT = "version:reject", "a version in review was rejected"

@@ -24,7 +24,7 @@ def check_repo_id(namespace: str, name: str) -> None:
     """Refuse malformed repo ids before they reach a query or a path."""
     if not NAMESPACE_RE.match(namespace) or not NAME_RE.match(name) or ".." in name:
         raise BadRequest(
-            f"Invalid repo id {namespace}/{name!r}: use NAMESPACE/NAME with letters, digits, "
+            f"Invalid repo id {namespace + '/' + name!r}: use NAMESPACE/NAME with letters, digits, "
             "'-', '_' and '.' (namespace lower-case)"
         )
 
@@ -39,6 +39,25 @@ def check_tag(tag: str) -> None:
 
 def find_model(db: Session, namespace: str, name: str) -> Model | None:
     return db.scalar(select(Model).where(Model.namespace == namespace, Model.name == name))
+
+
+def find_visible_model_any_case(db: Session, namespace: str, name: str) -> Model | None:
+    """The published model whose id equals ``namespace/name`` ignoring case (hub ids do)."""
+    check_repo_id(namespace.lower(), name)
+    visible = (
+        select(Version.id)
+        .where(Version.model_id == Model.id, Version.state.in_(VISIBLE_STATES))
+        .exists()
+    )
+    return db.scalar(
+        select(Model)
+        .where(
+            func.lower(Model.namespace) == namespace.lower(),
+            func.lower(Model.name) == name.lower(),
+            visible,
+        )
+        .limit(1)
+    )
 
 
 def get_model(db: Session, namespace: str, name: str) -> Model:
@@ -175,10 +194,10 @@ def search_models(
     search: str | None = None,
     author: str | None = None,
     tier: str | None = None,
-    limit: int = 100,
+    limit: int | None = 100,
     offset: int = 0,
 ) -> Sequence[Model]:
-    """Models with at least one visible version, newest first."""
+    """Models with at least one visible version, newest first (``limit=None``: all of them)."""
     query: Select[tuple[Model]] = select(Model).where(
         select(Version.id)
         .where(Version.model_id == Model.id, Version.state.in_(VISIBLE_STATES))

@@ -5,11 +5,11 @@ verifies every byte against the signed manifest."""
 from __future__ import annotations
 
 import hashlib
-import http.client
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import urllib3.connection
 
 from client.errors import HashMismatch
 from tests.conftest import make_settings
@@ -29,13 +29,13 @@ def test_pull_through_presigned_redirects_resumes_and_verifies(
 ):
     published = publish_folder(registry, "demo/s3", tiny_model_dir)
     sent: list[tuple[str, str, bool]] = []
-    original = http.client.HTTPConnection.request
+    original = urllib3.connection.HTTPConnection.request
 
     def recording(self, method, url, body=None, headers=None, **kwargs):
         sent.append((f"{self.host}:{self.port}", url, "Authorization" in (headers or {})))
         return original(self, method, url, body, headers or {}, **kwargs)
 
-    monkeypatch.setattr(http.client.HTTPConnection, "request", recording)
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "request", recording)
     data = (tiny_model_dir / UNET).read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     partial = client_dirs["cache"] / "incomplete" / f"{sha}.part"

@@ -184,6 +184,9 @@ PARAMS: dict[str, Callable[[World, str | None], str]] = {
     "hook_id": lambda w, tier: str(w.ids["hook"]),
     "message_id": lambda w, tier: str(w.ids["message"]),
     "token": lambda w, tier: "not-a-mailed-token-0123456789abcdef",
+    "ticket": lambda w, tier: "not-a-signed-lfs-ticket",
+    "part": lambda w, tier: "1",
+    "rest": lambda w, tier: "v1/xorbs/default/0",
 }
 
 

@@ -119,7 +119,9 @@ class _CountingReader(io.RawIOBase):
 def write_chunk(blobs: BlobStore, row: UploadFile, chunk: Chunk, stream: BinaryIO) -> int:
     """Stage one chunk (all or nothing); return the bytes received so far."""
     try:
-        return blobs.stage_write(upload_key(row), chunk.start, stream, chunk.length)
+        return blobs.stage_write(
+            upload_key(row), chunk.start, stream, chunk.length, expected_sha256=row.sha256
+        )
     except StagingOffsetError as error:
         raise OffsetMismatch(
             f"{row.path}: this chunk starts at byte {chunk.start} but {error.expected} bytes "

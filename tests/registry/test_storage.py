@@ -502,7 +502,9 @@ def test_staging_memory_does_not_grow_with_chunk_size(store: BlobStore) -> None:
     finally:
         tracemalloc.stop()
     assert info.size == 2 * chunk
-    assert peak < 20 * MiB, f"peak {peak / MiB:.1f} MiB while staging two {chunk // MiB} MiB chunks"
+    # S3 holds two part buffers: one fills from the request while the other uploads.
+    limit = 24 * MiB if isinstance(store, S3BlobStore) else 20 * MiB
+    assert peak < limit, f"peak {peak / MiB:.1f} MiB while staging two {chunk // MiB} MiB chunks"
 
 
 # Local only

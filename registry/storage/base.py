@@ -149,3 +149,15 @@ class BlobStore(Protocol):
     def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
         """Abort one of ``iter_incomplete_uploads``; already gone is not an error."""
         ...
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """Store a small record under ``meta/<name>`` (durably; replaces an older one)."""
+        ...
+
+    def get_meta(self, name: str) -> bytes | None:
+        """A record ``put_meta`` stored, or None."""
+        ...
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """The names of the records under ``meta/<prefix>/``, sorted."""
+        ...

@@ -27,6 +27,7 @@ from registry.storage.base import (
 )
 from registry.storage.keys import (
     blob_key,
+    check_meta_name,
     check_sha256,
     check_upload_key,
     is_sha256,
@@ -243,6 +244,38 @@ class LocalBlobStore:
 
     def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
         """Nothing to abort in a folder."""
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """Write ``meta/<name>`` atomically and durably."""
+        path = self.root / "meta" / check_meta_name(name)
+        with self._disk_errors():
+            _make_dirs(path.parent)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".meta-")
+            try:
+                with open(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(temp, path)
+            finally:
+                Path(temp).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+
+    def get_meta(self, name: str) -> bytes | None:
+        """The bytes of ``meta/<name>``, or None."""
+        try:
+            return (self.root / "meta" / check_meta_name(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """The files under ``meta/<prefix>/``."""
+        folder = self.root / "meta" / check_meta_name(prefix)
+        try:
+            names = [e.name for e in os.scandir(folder) if e.is_file() and e.name[0] != "."]
+        except FileNotFoundError:
+            return []
+        return sorted(f"{prefix}/{name}" for name in names)
 
     def iter_staging(self) -> Iterator[tuple[str, datetime]]:
         """Yield each staging folder with its newest modification time."""

@@ -26,6 +26,7 @@ from registry.storage.base import (
 )
 from registry.storage.keys import (
     blob_key,
+    check_meta_name,
     check_sha256,
     check_upload_key,
     is_sha256,
@@ -294,6 +295,29 @@ class S3BlobStore:
                         upload["Initiated"].astimezone(UTC),
                         owners.get(upload["UploadId"]),
                     )
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """PUT ``<prefix>/meta/<name>``."""
+        key = self._key(f"meta/{check_meta_name(name)}")
+        with self._errors("writing a record"):
+            self._meta.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get_meta(self, name: str) -> bytes | None:
+        """GET ``<prefix>/meta/<name>``, or None."""
+        key = self._key(f"meta/{check_meta_name(name)}")
+        try:
+            with self._errors("reading a record"):
+                return bytes(self._meta.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if http_status(exc) == 404:
+                return None
+            raise
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """LIST ``<prefix>/meta/<prefix>/``."""
+        base = self._key("meta/")
+        listed = self._list(f"{base}{check_meta_name(prefix)}/")
+        return sorted(obj["Key"][len(base) :] for obj in listed)
 
     def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
         """Abort one unfinished multipart upload (gone already is fine)."""

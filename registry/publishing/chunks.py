@@ -109,9 +109,13 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        n = len(data)
-        memoryview(buffer)[:n] = data
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:  # straight into the store's buffer
+            n = readinto(buffer) or 0
+        else:
+            data = self._stream.read(len(buffer))
+            n = len(data)
+            memoryview(buffer)[:n] = data
         self.count += n
         return n
 

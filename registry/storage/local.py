@@ -34,7 +34,13 @@ from registry.storage.keys import (
     is_upload_key,
 )
 from registry.storage.resumable_hash import HashStateError, ResumableSha256
-from registry.storage.streams import READ_SIZE, ContentDigest, RangeReader, fill
+from registry.storage.streams import (
+    READ_SIZE,
+    ContentDigest,
+    RangeReader,
+    fill,
+    pipelined_copy,
+)
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _DISK_BROKEN = {errno.EIO, errno.EROFS}
@@ -71,10 +77,7 @@ class LocalBlobStore:
             temp = Path(name)
             try:
                 with open(fd, "wb") as fh:
-                    view = memoryview(bytearray(READ_SIZE))
-                    while n := fill(stream, view[: digest.room(len(view))]):
-                        digest.update(view[:n])
-                        fh.write(view[:n])
+                    pipelined_copy(stream, fh, digest)
                     fh.flush()
                     os.fsync(fh.fileno())
                 sha256 = digest.verify(expected_sha256)

@@ -68,9 +68,13 @@ def validate_local(folder: Path) -> tuple[dict[str, Any], list[LocalFile]]:
             problems=[(p.path, p.reason) for p in problems],
         )
     entries, _ = folder_entries(folder)
+    paths = sorted(entries)
+    # sha256 releases the GIL: the files of a folder are hashed side by side.
+    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL, len(paths)))) as pool:
+        digests = list(pool.map(lambda path: sha256_file(folder / path), paths))
     files = [
-        LocalFile(path, entry.size, sha256_file(folder / path), folder / path)
-        for path, entry in sorted(entries.items())
+        LocalFile(path, entries[path].size, digest, folder / path)
+        for path, digest in zip(paths, digests, strict=True)
     ]
     return card, files
 

@@ -11,6 +11,12 @@ loopback, then downloads the whole version in the same run, interleaved, ``--run
 Each client runs as its own process, so its peak RSS comes from ``wait4``. Prints medians.
 
     .venv/bin/python -m benchmarks.pull --sizes-mb 512,256,128,64,64 --runs 3
+    .venv/bin/python -m benchmarks.pull --sizes-mb 128,64 --runs 3 --mlflow
+    .venv/bin/python -m benchmarks.pull --sizes-mb 128,64 --runs 3 --storage s3
+
+``--mlflow`` adds MLflow's ``download_artifacts`` of the same files (an ``mlflow server`` with a
+local artifact root, from a side venv: ``benchmarks/alternatives.py``); ``--storage s3`` puts
+the blobs in a local S3 server, so every download is a redirect to a presigned URL.
 """
 
 from __future__ import annotations
@@ -71,15 +77,25 @@ def main() -> None:
     parser.add_argument(
         "--client-workers", type=int, default=0, help="registry-client --workers (0: its default)"
     )
+    parser.add_argument(
+        "--storage", choices=["local", "s3"], default="local", help="s3: blobs in moto S3"
+    )
+    parser.add_argument(
+        "--mlflow", action="store_true", help="also time MLflow download_artifacts (side venv)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes_mb.split(",") if s]
 
+    from benchmarks.alternatives import LocalS3, MlflowServer
+
+    s3 = LocalS3() if args.storage == "s3" else None
+    mlflow: MlflowServer | None = None
     with tempfile.TemporaryDirectory(prefix="pull-bench-") as tmp:
         work = Path(tmp)
         instance, folder = work / "instance", work / "model"
         files = build_model(folder, sizes)
         total = sum((folder / f).stat().st_size for f in files)
-        env = registry_env(instance)
+        env = registry_env(instance, **({"REGISTRY_STORAGE_URL": s3.storage_url} if s3 else {}))
         server = registry_bin("registry-server")
         subprocess.run([server, "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run(
@@ -89,18 +105,28 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         port = free_port()
-        registry = start_registry(instance, port, workers=args.workers)
+        extra = {"REGISTRY_STORAGE_URL": s3.storage_url} if s3 else {}
+        registry = start_registry(instance, port, workers=args.workers, **extra)
         url = f"http://127.0.0.1:{port}"
         results: dict[str, list[tuple[float, int]]] = {}
         try:
+            arms = runners(url, files, work, args.client_workers)
+            if args.mlflow:
+                mlflow = MlflowServer(work / "mlflow")
+                arms["MLflow download_artifacts"] = mlflow_arm(mlflow, folder, work)
             for _ in range(args.runs):
-                for label, run in runners(url, files, work, args.client_workers).items():
+                for label, run in arms.items():
                     results.setdefault(label, []).append(run())
         finally:
             stop(registry)
+            if mlflow is not None:
+                mlflow.stop()
+            if s3 is not None:
+                s3.stop()
 
     print(f"model: {len(files)} files, {total / 2**20:.0f} MiB ({sizes} MiB + the demo files); "
-          f"runs: {args.runs} (medians); server: gunicorn, {args.workers} workers; "
+          f"runs: {args.runs} (medians); server: gunicorn, {args.workers} workers, "
+          f"{args.storage} store; "
           f"client: {args.client_workers or 'default'} workers")  # fmt: skip
     rates = {}
     for label, samples in results.items():
@@ -112,8 +138,25 @@ def main() -> None:
         ("curl per file (sequential)", "  (target >= 0.9)"),
         ("curl --parallel", ""),
         ("huggingface_hub snapshot", ""),
+        ("MLflow download_artifacts", "  (target >= 2)"),
     ):
+        if label not in rates:
+            continue
         print(f"  ratio client / {label:<27} {client / rates[label]:8.2f}{note}")
+
+
+def mlflow_arm(mlflow: object, folder: Path, work: Path) -> object:
+    """Log the same folder once as a run's artifacts; each call downloads them all again.
+    Timed around ``download_artifacts`` only (its interpreter start is not counted)."""
+    _, run_id = mlflow.upload(folder)  # type: ignore[attr-defined]
+
+    def download() -> tuple[float, int]:
+        target = work / "mlflow-download"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        return mlflow.download(run_id, target), 0  # type: ignore[attr-defined]
+
+    return download
 
 
 def runners(url: str, files: list[str], work: Path, workers: int) -> dict[str, object]:

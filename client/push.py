@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +24,20 @@ from client.config import read_json, write_json
 from client.errors import ConfigError, RegistryClientError, ValidationError
 from client.http import RegistryHTTP
 
-CHUNK_SIZE = 16 * 1024 * 1024
+CHUNK_SIZE = 64 * 1024 * 1024  # the largest PUT body; a file up to this goes in one PUT
+PARALLEL = 4  # files in flight at once, each on its thread's keep-alive connection
+_CHUNK_ALIGN = 64 * 1024
+
+
+def chunk_size_for(size: int, limit: int | None = None) -> int:
+    """The chunk size for a file: the whole file up to ``limit`` (one PUT, stored in one
+    pass), else the fewest equal chunks of at most ``limit``, rounded up to 64 KiB."""
+    limit = CHUNK_SIZE if limit is None else limit
+    if size <= limit:
+        return max(size, 1)
+    count = -(-size // limit)
+    each = -(-size // count)
+    return min(limit, -(-each // _CHUNK_ALIGN) * _CHUNK_ALIGN) if limit >= _CHUNK_ALIGN else each
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +68,13 @@ def validate_local(folder: Path) -> tuple[dict[str, Any], list[LocalFile]]:
             problems=[(p.path, p.reason) for p in problems],
         )
     entries, _ = folder_entries(folder)
+    paths = sorted(entries)
+    # sha256 releases the GIL: the files of a folder are hashed side by side.
+    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL, len(paths)))) as pool:
+        digests = list(pool.map(lambda path: sha256_file(folder / path), paths))
     files = [
-        LocalFile(path, entry.size, sha256_file(folder / path), folder / path)
-        for path, entry in sorted(entries.items())
+        LocalFile(path, entries[path].size, digest, folder / path)
+        for path, digest in zip(paths, digests, strict=True)
     ]
     return card, files
 
@@ -171,34 +190,53 @@ class Uploader:
 
     def _send_files(self, session: dict[str, Any], files: Mapping[str, LocalFile]) -> int:
         pending = [f for f in session.get("files", []) if not f.get("complete")]
+        for entry in pending:
+            if entry["path"] not in files:
+                raise RegistryClientError(
+                    f"The upload session lists {entry['path']!r}, which is not in the folder"
+                )
         total = sum(int(f["size"]) - int(f.get("received", 0)) for f in pending)
         bar = None
         if not self.quiet and total:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload")
-        sent = 0
+        progress = _Progress(bar)
+        # Largest first, so the longest file starts at once and the small ones fill in.
+        pending.sort(key=lambda f: -int(f["size"]))
         try:
-            for entry in pending:
-                local = files.get(entry["path"])
-                if local is None:
-                    raise RegistryClientError(
-                        f"The upload session lists {entry['path']!r}, which is not in the folder"
+            with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL, len(pending)))) as pool:
+                futures = [
+                    pool.submit(
+                        self._send_file, str(entry["upload_url"]), files[entry["path"]], progress
                     )
-                sent += self._send_file(str(entry["upload_url"]), local, bar)
+                    for entry in pending
+                ]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    progress.stop.set()  # the other files stop after their current chunk
+                    for future in futures:
+                        future.cancel()
+                    raise
         finally:
             if bar is not None:
                 bar.close()
-        return sent
+        return progress.sent
 
-    def _send_file(self, url: str, local: LocalFile, bar: Any) -> int:
+    def _send_file(self, url: str, local: LocalFile, progress: _Progress) -> None:
+        if progress.stop.is_set():
+            return
         head = self.http.request("HEAD", url)
         offset = int(head.headers.get("Upload-Offset", 0))
-        sent = 0
+        chunk_size = chunk_size_for(local.size)
         with open(local.source, "rb") as handle:
             while offset < local.size or local.size == 0:
+                if progress.stop.is_set():
+                    return
                 handle.seek(offset)
-                chunk = handle.read(min(CHUNK_SIZE, local.size - offset))
+                chunk = handle.read(min(chunk_size, local.size - offset))
                 end = offset + len(chunk) - 1
                 headers = {"Content-Type": "application/octet-stream"}
                 if local.size:
@@ -210,12 +248,9 @@ class Uploader:
                 if response.status_code == 409:
                     raise RegistryClientError(response.headers.get("X-Error-Message", "conflict"))
                 offset += len(chunk)
-                sent += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+                progress.add(len(chunk))
                 if local.size == 0:
                     break
-        return sent
 
     def _sign(self, session_id: str, private_key: Any) -> dict[str, str]:
         preview = self.http.get_json(f"/api/v1/uploads/{session_id}/manifest-preview")
@@ -223,6 +258,22 @@ class Uploader:
         key_id, _ = public_key_id(private_key)
         signature = base64.b64encode(private_key.sign(manifest)).decode()
         return {"publisher_signature": signature, "publisher_key_id": key_id}
+
+
+class _Progress:
+    """Bytes sent by every file's thread, the progress bar, and the signal to stop."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.sent = 0
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.sent += n
+            if self.bar is not None:
+                self.bar.update(n)
 
 
 def _session_key(url: str, body: Mapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -37,11 +38,19 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option(
+    "--accept-restore",
+    is_flag=True,
+    help="Start on a database older than the blob store (a restored dump); the ids and tags "
+    "issued after it stay retired. Same as REGISTRY_ACCEPT_RESTORE=true.",
+)
+def serve(host: str, port: int, workers: int, threads: int, accept_restore: bool) -> None:
     """Serve the registry with gunicorn (sendfile for downloads)."""
     from gunicorn.app.base import BaseApplication
 
     settings = load_settings()
+    if accept_restore:
+        settings = dataclasses.replace(settings, accept_restore=True)
     try:
         app = create_app(settings=settings)
     except ConfigError as error:  # e.g. a malformed policy file: say which and why

@@ -56,6 +56,9 @@ class Settings:
     # Let every webhook reach loopback and private addresses (otherwise only hooks a
     # registry admin allowed may).
     webhook_allow_private: bool = False
+    # Start on a database older than the blob store's high-water mark (a restore of an older
+    # dump): the version ids and tags issued after the dump stay retired (registry.identities).
+    accept_restore: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

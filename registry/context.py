@@ -16,10 +16,12 @@ from flask import current_app, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry import identities
 from registry.access.engine import PolicyEngine
 from registry.audit.events import RequestInfo
 from registry.config import Settings
 from registry.db import make_engine, make_sessionmaker, utcnow
+from registry.identities import IdentityGuard
 from registry.notifications import dispatch
 from registry.storage import BlobStore, open_blob_store
 
@@ -36,6 +38,7 @@ class Registry:
     blobs: BlobStore
     policy: PolicyEngine
     clock: Callable[[], dt.datetime] = utcnow
+    identities: IdentityGuard | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -46,12 +49,16 @@ def build_registry(settings: Settings) -> Registry:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     dispatch.install(sessions, settings)  # commits queue the mail and webhooks they imply
+    blobs = open_blob_store(settings.storage_url, instance_path=settings.instance_path)
+    guard = identities.install(sessions, blobs)  # ids and tags are marked in the blob store
+    identities.check_restore(engine, sessions, guard, accept=settings.accept_restore)
     return Registry(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        blobs=open_blob_store(settings.storage_url, instance_path=settings.instance_path),
+        blobs=blobs,
         policy=PolicyEngine.load(settings.policies_path),
+        identities=guard,
     )
 
 

@@ -109,9 +109,13 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        n = len(data)
-        memoryview(buffer)[:n] = data
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:  # straight into the store's buffer
+            n = readinto(buffer) or 0
+        else:
+            data = self._stream.read(len(buffer))
+            n = len(data)
+            memoryview(buffer)[:n] = data
         self.count += n
         return n
 
@@ -119,7 +123,9 @@ class _CountingReader(io.RawIOBase):
 def write_chunk(blobs: BlobStore, row: UploadFile, chunk: Chunk, stream: BinaryIO) -> int:
     """Stage one chunk (all or nothing); return the bytes received so far."""
     try:
-        return blobs.stage_write(upload_key(row), chunk.start, stream, chunk.length)
+        return blobs.stage_write(
+            upload_key(row), chunk.start, stream, chunk.length, expected_sha256=row.sha256
+        )
     except StagingOffsetError as error:
         raise OffsetMismatch(
             f"{row.path}: this chunk starts at byte {chunk.start} but {error.expected} bytes "

@@ -62,7 +62,8 @@ def gc(dry_run: bool, grace_hours: int | None) -> None:
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {len(report.blobs_removed)} blob(s) ({report.bytes_freed} bytes), "
-        f"{len(report.staging_removed)} staged upload(s); expired "
+        f"{len(report.staging_removed)} staged upload(s), "
+        f"{len(report.uploads_aborted)} incomplete multipart upload(s); expired "
         f"{len(report.expired_sessions)} session(s)"
     )
 

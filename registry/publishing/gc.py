@@ -1,9 +1,14 @@
-"""Garbage collection: expire abandoned sessions, drop their staging, delete unreferenced blobs.
+"""Garbage collection: expire abandoned sessions, drop their staging, abort stray multipart
+uploads, delete unreferenced blobs.
 
 A blob is deleted only if no live version (in review, published, withdrawn) and no open
 upload session refers to it, and it is older than the grace period. The final decision is
 taken under the publishing lock, which a commit also holds while it checks its blobs exist,
 so a commit never publishes a blob that gc is removing.
+
+Every step first decides from one listing, then acts on that decision, and a dry run treats
+the sessions it would expire as expired: so ``--dry-run`` reports exactly what a real run
+removes (given nothing changes in between).
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from registry.models import Blob, UploadFile, UploadSession
 from registry.publishing import ledger
 from registry.publishing.locks import serialize_writes
 from registry.publishing.sessions import abort_session, session_of_upload_key, upload_key
-from registry.storage import BlobStore
+from registry.storage import BlobStore, IncompleteUpload
 
 
 @dataclasses.dataclass
 class GcReport:
     expired_sessions: list[str] = dataclasses.field(default_factory=list)
     staging_removed: list[str] = dataclasses.field(default_factory=list)
+    uploads_aborted: list[str] = dataclasses.field(default_factory=list)  # object keys
     blobs_removed: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     rows_removed: int = 0
 
@@ -39,9 +45,23 @@ def collect_garbage(
 ) -> GcReport:
     """Run every step; with ``dry_run`` only report what would go."""
     report = GcReport()
+    staged = list(blobs.iter_staging())  # before expiring: those sessions' staging counts too
+    multipart = list(blobs.iter_incomplete_uploads())
     expire_sessions(db, blobs, now=now, report=report, dry_run=dry_run)
-    drop_staging(db, blobs, now=now, grace=grace, report=report, dry_run=dry_run)
-    delete_blobs(db, blobs, now=now, grace=grace, report=report, dry_run=dry_run)
+    closing = set(report.expired_sessions)
+    drop_staging(
+        db, blobs, staged, now=now, grace=grace, report=report, dry_run=dry_run, closing=closing
+    )
+    abort_uploads(blobs, multipart, now=now, grace=grace, report=report, dry_run=dry_run)
+    delete_blobs(
+        db,
+        blobs,
+        now=now,
+        grace=grace,
+        report=report,
+        dry_run=dry_run,
+        closing=closing if dry_run else set(),
+    )
     return report
 
 
@@ -73,11 +93,13 @@ def expire_sessions(
 def drop_staging(
     db: Session,
     blobs: BlobStore,
+    staged: list[tuple[str, dt.datetime]],
     *,
     now: dt.datetime,
     grace: dt.timedelta,
     report: GcReport,
     dry_run: bool,
+    closing: set[str],
 ) -> None:
     """Staged bytes of closed sessions go at once; of unknown sessions after the grace."""
     live = {
@@ -87,15 +109,38 @@ def drop_staging(
             .join(UploadSession, UploadSession.id == UploadFile.session_id)
             .where(UploadSession.state == "open", UploadFile.complete.is_(False))
         )
+        if row.session_id not in closing
     }
-    for key, modified in list(blobs.iter_staging()):
+    for key, modified in staged:
         if key in live:
             continue
         known = db.get(UploadSession, session_of_upload_key(key)) is not None
         if known or modified <= now - grace:
             report.staging_removed.append(key)
             if not dry_run:
-                blobs.stage_discard(key)
+                blobs.stage_discard(key)  # a no-op for staging the expiry already dropped
+
+
+def abort_uploads(
+    blobs: BlobStore,
+    multipart: list[IncompleteUpload],
+    *,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    report: GcReport,
+    dry_run: bool,
+) -> None:
+    """Multipart uploads of dropped staging go with it; those no staging names (a writer
+    stopped before recording its chunk) after the grace period."""
+    dropped = set(report.staging_removed)
+    for upload in multipart:
+        owned = upload.upload_key is not None
+        if (owned and upload.upload_key in dropped) or (
+            not owned and upload.initiated <= now - grace
+        ):
+            report.uploads_aborted.append(upload.key)
+            if not dry_run:
+                blobs.abort_incomplete_upload(upload)
 
 
 def delete_blobs(
@@ -106,32 +151,32 @@ def delete_blobs(
     grace: dt.timedelta,
     report: GcReport,
     dry_run: bool,
+    closing: set[str],
 ) -> None:
-    referenced = ledger.referenced_blobs(db)
+    referenced = ledger.referenced_blobs(db, ignoring_sessions=closing)
     db.rollback()
+    listed = list(blobs.iter_blobs())
     candidates = [
         (sha, size)
-        for sha, size, modified in blobs.iter_blobs()
+        for sha, size, modified in listed
         if sha not in referenced and modified <= now - grace
     ]
     serialize_writes(db)
-    referenced = ledger.referenced_blobs(db)  # again, under the lock
+    referenced = ledger.referenced_blobs(db, ignoring_sessions=closing)  # again, under the lock
     for sha, size in candidates:
         if sha in referenced:
             continue
         report.blobs_removed.append((sha, size))
         if not dry_run:
             blobs.delete(sha)
-            row = db.get(Blob, sha)
-            if row is not None:
+    removed = {sha for sha, _ in report.blobs_removed}
+    stored = {sha for sha, _, _ in (listed if dry_run else blobs.iter_blobs())} - removed
+    for row in db.scalars(select(Blob)).all():
+        # The records of removed bytes, and of bytes that are gone and unneeded.
+        if row.sha256 in removed or (row.sha256 not in stored and row.sha256 not in referenced):
+            report.rows_removed += 1
+            if not dry_run:
                 db.delete(row)
-                report.rows_removed += 1
-    stored = {sha for sha, _, _ in blobs.iter_blobs()} if not dry_run else set()
-    if not dry_run:
-        for row in db.scalars(select(Blob)).all():
-            if row.sha256 not in stored and row.sha256 not in referenced:
-                db.delete(row)  # a record of bytes that are gone and unneeded
-                report.rows_removed += 1
     if dry_run:
         db.rollback()
     else:

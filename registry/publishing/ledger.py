@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from sqlalchemy import func, select, union
 from sqlalchemy.exc import IntegrityError
@@ -74,8 +75,9 @@ def institution_usage(db: Session, institution_id: int) -> tuple[int, set[str]]:
     return sum(size for _, size in rows), {sha for sha, _ in rows}
 
 
-def referenced_blobs(db: Session) -> set[str]:
-    """Every sha256 a live version, an open upload session or a training certificate uses."""
+def referenced_blobs(db: Session, *, ignoring_sessions: Collection[str] = ()) -> set[str]:
+    """Every sha256 a live version, an open upload session (but those ignored: gc's dry run
+    counts sessions about to expire as closed) or a training certificate uses."""
     files = (
         select(File.sha256)
         .join(Version, Version.id == File.version_id)
@@ -86,6 +88,8 @@ def referenced_blobs(db: Session) -> set[str]:
         .join(UploadSession, UploadSession.id == UploadFile.session_id)
         .where(UploadSession.state.in_(LIVE_SESSION_STATES))
     )
+    if ignoring_sessions:
+        uploads = uploads.where(UploadSession.id.not_in(list(ignoring_sessions)))
     certificates = select(Training.certificate_sha256).where(
         Training.certificate_sha256.is_not(None)
     )

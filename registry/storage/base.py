@@ -18,6 +18,17 @@ class BlobInfo:
     created: bool  # False if identical content was already stored (dedup)
 
 
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """An unfinished multipart upload in an object store, and the staged upload it serves
+    (``upload_key``), or None when no staging record names it (a writer stopped early)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+    upload_key: str | None
+
+
 class BlobIntegrityError(ValueError):
     """The bytes received do not match the expected size or sha256."""
 
@@ -99,9 +110,18 @@ class BlobStore(Protocol):
         ...
 
     def stage_write(
-        self, upload_key: str, offset: int, stream: BinaryIO, length: int | None = None
+        self,
+        upload_key: str,
+        offset: int,
+        stream: BinaryIO,
+        length: int | None = None,
+        *,
+        expected_sha256: str | None = None,
     ) -> int:
-        """Append one chunk at ``offset`` (all or nothing); return the new staged size."""
+        """Append one chunk at ``offset`` (all or nothing); return the new staged size.
+
+        ``expected_sha256`` (the declared file's) lets a store send the bytes to their final
+        place at once; the check itself happens in ``stage_commit``."""
         ...
 
     def staged_size(self, upload_key: str) -> int:
@@ -120,4 +140,24 @@ class BlobStore(Protocol):
 
     def iter_staging(self) -> Iterator[tuple[str, datetime]]:
         """Every staged upload as ``(upload_key, last_modified_utc)``, for garbage collection."""
+        ...
+
+    def iter_incomplete_uploads(self) -> Iterator[IncompleteUpload]:
+        """Unfinished multipart uploads (object stores; none for a folder), for gc."""
+        ...
+
+    def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
+        """Abort one of ``iter_incomplete_uploads``; already gone is not an error."""
+        ...
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """Store a small record under ``meta/<name>`` (durably; replaces an older one)."""
+        ...
+
+    def get_meta(self, name: str) -> bytes | None:
+        """A record ``put_meta`` stored, or None."""
+        ...
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """The names of the records under ``meta/<prefix>/``, sorted."""
         ...

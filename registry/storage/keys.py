@@ -38,3 +38,14 @@ def blob_key(sha256: str) -> str:
 def is_sha256(name: str) -> bool:
     """Whether ``name`` is a well-formed sha256 (used when listing, never raises)."""
     return bool(_SHA256.fullmatch(name))
+
+
+_META_PART = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}"
+_META_NAME = re.compile(rf"{_META_PART}(/{_META_PART}){{0,7}}")
+
+
+def check_meta_name(name: str) -> str:
+    """Return ``name`` if it is a relative path of ``[A-Za-z0-9._-]`` parts (no dot names)."""
+    if not isinstance(name, str) or not _META_NAME.fullmatch(name):
+        raise ValueError(f"invalid metadata name {name!r}: use parts of A-Z a-z 0-9 . _ -")
+    return name

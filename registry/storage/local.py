@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import fcntl
 import io
@@ -19,18 +20,27 @@ from registry.storage.base import (
     BlobInfo,
     BlobIntegrityError,
     BlobNotFoundError,
+    IncompleteUpload,
     StagingOffsetError,
     StorageFullError,
     StorageUnavailableError,
 )
 from registry.storage.keys import (
     blob_key,
+    check_meta_name,
     check_sha256,
     check_upload_key,
     is_sha256,
     is_upload_key,
 )
-from registry.storage.streams import READ_SIZE, ContentDigest, RangeReader, fill
+from registry.storage.resumable_hash import HashStateError, ResumableSha256
+from registry.storage.streams import (
+    READ_SIZE,
+    ContentDigest,
+    RangeReader,
+    fill,
+    pipelined_copy,
+)
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _DISK_BROKEN = {errno.EIO, errno.EROFS}
@@ -67,10 +77,7 @@ class LocalBlobStore:
             temp = Path(name)
             try:
                 with open(fd, "wb") as fh:
-                    view = memoryview(bytearray(READ_SIZE))
-                    while n := fill(stream, view[: digest.room(len(view))]):
-                        digest.update(view[:n])
-                        fh.write(view[:n])
+                    pipelined_copy(stream, fh, digest)
                     fh.flush()
                     os.fsync(fh.fileno())
                 sha256 = digest.verify(expected_sha256)
@@ -154,27 +161,35 @@ class LocalBlobStore:
     # Staging
 
     def stage_write(
-        self, upload_key: str, offset: int, stream: BinaryIO, length: int | None = None
+        self,
+        upload_key: str,
+        offset: int,
+        stream: BinaryIO,
+        length: int | None = None,
+        *,
+        expected_sha256: str | None = None,
     ) -> int:
-        """Write the chunk after the committed bytes, fsync, then advance the ``size`` marker."""
+        """Write the chunk after the committed bytes, hashing it on the way, fsync, then
+        advance the ``size`` marker (which also keeps the running sha256 state)."""
         folder = self._stage_dir(upload_key)
         if offset < 0 or (length is not None and length < 0):
             raise ValueError(f"invalid chunk offset {offset} or length {length}")
         if offset and not folder.exists():
             raise StagingOffsetError(upload_key, offset, 0)
         with self._disk_errors(), _locked_data(folder, create=True) as fd:
-            staged = _read_marker(folder)
+            staged, state = _read_marker_state(folder)
             if offset != staged:
                 raise StagingOffsetError(upload_key, offset, staged)
+            hasher = _resume_hash(staged, state)
             try:
                 # A writer killed mid-chunk leaves bytes past the marker: they never count.
                 os.ftruncate(fd, staged)
-                written = _write_chunk(stream, fd, staged, length)
+                written = _write_chunk(stream, fd, staged, length, hasher)
                 if length is not None and written != length:
                     raise BlobIntegrityError(f"chunk ended after {written} of {length} bytes")
                 if written:
                     os.fsync(fd)
-                    _write_marker(folder, staged + written)
+                    _write_marker(folder, staged + written, hasher)
             except BaseException:
                 os.ftruncate(fd, staged)
                 raise
@@ -193,15 +208,19 @@ class LocalBlobStore:
         with self._disk_errors():
             try:
                 with _locked_data(folder, create=True) as fd:
-                    staged = _read_marker(folder)
+                    staged, state = _read_marker_state(folder)
                     os.ftruncate(fd, staged)
                     if staged != expected_size:
                         raise BlobIntegrityError(
                             f"size mismatch: expected {expected_size} bytes, staged {staged}"
                         )
-                    digest = ContentDigest(expected_size)
-                    _hash_fd(fd, staged, digest)
-                    sha256 = digest.verify(expected_sha256)
+                    hasher = _resume_hash(staged, state)
+                    if hasher is not None:  # hashed as the chunks arrived: no second read
+                        sha256 = _verified(hasher.hexdigest(), expected_sha256)
+                    else:  # staged by an older server that kept no hash state
+                        digest = ContentDigest(expected_size)
+                        _hash_fd(fd, staged, digest)
+                        sha256 = digest.verify(expected_sha256)
                     info = self._install(folder / "data", sha256, staged)
             except BlobIntegrityError:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -221,6 +240,45 @@ class LocalBlobStore:
                     shutil.rmtree(folder)
             except FileNotFoundError:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def iter_incomplete_uploads(self) -> Iterator[IncompleteUpload]:
+        """None: a folder has no multipart uploads."""
+        return iter(())
+
+    def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
+        """Nothing to abort in a folder."""
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """Write ``meta/<name>`` atomically and durably."""
+        path = self.root / "meta" / check_meta_name(name)
+        with self._disk_errors():
+            _make_dirs(path.parent)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".meta-")
+            try:
+                with open(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(temp, path)
+            finally:
+                Path(temp).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+
+    def get_meta(self, name: str) -> bytes | None:
+        """The bytes of ``meta/<name>``, or None."""
+        try:
+            return (self.root / "meta" / check_meta_name(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """The files under ``meta/<prefix>/``."""
+        folder = self.root / "meta" / check_meta_name(prefix)
+        try:
+            names = [e.name for e in os.scandir(folder) if e.is_file() and e.name[0] != "."]
+        except FileNotFoundError:
+            return []
+        return sorted(f"{prefix}/{name}" for name in names)
 
     def iter_staging(self) -> Iterator[tuple[str, datetime]]:
         """Yield each staging folder with its newest modification time."""
@@ -334,23 +392,51 @@ def _locked_data(folder: Path, *, create: bool) -> Iterator[int]:
 
 
 def _read_marker(folder: Path) -> int:
+    return _read_marker_state(folder)[0]
+
+
+def _read_marker_state(folder: Path) -> tuple[int, str | None]:
+    """The committed size and, when the writer kept one, the sha256 state after it."""
     try:
-        return int((folder / "size").read_text())
+        size, _, state = (folder / "size").read_text().partition(" ")
     except FileNotFoundError:
-        return 0
+        return 0, None
+    return int(size), state.strip() or None
 
 
-def _write_marker(folder: Path, size: int) -> None:
+def _resume_hash(staged: int, state: str | None) -> ResumableSha256 | None:
+    """The running sha256 of the staged bytes; None if an older marker kept no state."""
+    if staged == 0:
+        return ResumableSha256()
+    if state is None:
+        return None
+    try:
+        hasher = ResumableSha256.from_state(base64.b64decode(state))
+    except (ValueError, HashStateError):
+        return None
+    return hasher if hasher.size == staged else None
+
+
+def _verified(sha256: str, expected_sha256: str) -> str:
+    if sha256 != expected_sha256:
+        raise BlobIntegrityError(f"sha256 mismatch: expected {expected_sha256}, received {sha256}")
+    return sha256
+
+
+def _write_marker(folder: Path, size: int, hasher: ResumableSha256 | None = None) -> None:
     temp = folder / "size.tmp"
+    state = "" if hasher is None else " " + base64.b64encode(hasher.state()).decode()
     with open(temp, "w") as fh:
-        fh.write(str(size))
+        fh.write(f"{size}{state}")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(temp, folder / "size")
     _fsync_dir(folder)
 
 
-def _write_chunk(stream: BinaryIO, fd: int, position: int, length: int | None) -> int:
+def _write_chunk(
+    stream: BinaryIO, fd: int, position: int, length: int | None, hasher: ResumableSha256 | None
+) -> int:
     view = memoryview(bytearray(READ_SIZE))
     written = 0
     while True:
@@ -358,6 +444,8 @@ def _write_chunk(stream: BinaryIO, fd: int, position: int, length: int | None) -
         n = fill(stream, view[:room]) if room else 0
         if not n:
             return written
+        if hasher is not None:
+            hasher.update(view[:n])
         done = 0
         while done < n:
             done += os.pwrite(fd, view[done:n], position + written + done)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,33 +20,31 @@ from botocore.exceptions import ClientError
 
 from registry.storage.base import (
     BlobInfo,
-    BlobIntegrityError,
     BlobNotFoundError,
-    StagingOffsetError,
+    IncompleteUpload,
     StorageUnavailableError,
 )
 from registry.storage.keys import (
     blob_key,
+    check_meta_name,
     check_sha256,
     check_upload_key,
     is_sha256,
     is_upload_key,
 )
 from registry.storage.s3_parts import (
-    MAX_PUT,
     MultipartUpload,
     ObjectReader,
     backend_errors,
     content_disposition,
     error_code,
     http_status,
-    spool_chunk,
 )
+from registry.storage.s3_staging import S3Staging
 from registry.storage.streams import READ_SIZE, ContentDigest, ViewReader, fill
 
 PART_SIZE = 8 * 1024 * 1024
 URL_OPTIONS = {"endpoint", "region", "access_key", "secret_key", "addressing"}
-_PART_NAME = re.compile(r"\d{20}")
 _client_lock = threading.Lock()
 # Every call has a deadline. A hung endpoint costs at most attempts x (connect + read)
 # seconds (plus a short backoff): 99 s for a transfer, 14 s for a lookup, 2 s for health.
@@ -74,12 +70,12 @@ _session: boto3.session.Session | None = None
 
 
 class S3BlobStore:
-    """Blobs at ``<prefix>/sha256/ab/cd/<hex>``; each staged chunk is one object
-    ``<prefix>/staging/<upload_key>/<offset:020d>`` written by a single PUT.
+    """Blobs at ``<prefix>/sha256/ab/cd/<hex>``; staged uploads under ``<prefix>/staging/``
+    (see ``registry.storage.s3_staging``: chunks become multipart parts directly).
 
     Uploads go to the final key as a multipart upload completed only after the sha256 checks
-    out, so no partial blob is ever visible. Interrupted multipart uploads stay invisible;
-    give the bucket an ``AbortIncompleteMultipartUpload`` lifecycle rule to reclaim them.
+    out, so no partial blob is ever visible. Interrupted multipart uploads stay invisible
+    until ``gc`` aborts them (``iter_incomplete_uploads``) after the grace period.
     """
 
     def __init__(
@@ -107,6 +103,7 @@ class S3BlobStore:
         self._addressing = addressing_style or ("path" if endpoint_url else "auto")
         self._clients: dict[str, Any] = {}
         self._client_pid = 0
+        self._staging = S3Staging(self)
 
     @classmethod
     def from_url(cls, url: str) -> S3BlobStore:
@@ -249,73 +246,82 @@ class S3BlobStore:
     # Staging
 
     def stage_write(
-        self, upload_key: str, offset: int, stream: BinaryIO, length: int | None = None
+        self,
+        upload_key: str,
+        offset: int,
+        stream: BinaryIO,
+        length: int | None = None,
+        *,
+        expected_sha256: str | None = None,
     ) -> int:
-        """Spool the chunk locally, then PUT it as one object if no other writer got there first."""
-        prefix = self._stage_prefix(upload_key)
-        if offset < 0 or (length is not None and not 0 <= length <= MAX_PUT):
-            raise ValueError(f"invalid chunk offset {offset} or length {length}")
-        staged = self.staged_size(upload_key)
-        if offset != staged:
-            raise StagingOffsetError(upload_key, offset, staged)
-        with tempfile.SpooledTemporaryFile(max_size=self.part_size) as spool:
-            written = spool_chunk(stream, spool, length)
-            if length is not None and written != length:
-                raise BlobIntegrityError(f"chunk ended after {written} of {length} bytes")
-            if written == 0:
-                return staged
-            spool.seek(0)
-            try:
-                with self._errors("staging a chunk"):
-                    self._s3.put_object(
-                        Bucket=self.bucket,
-                        Key=f"{prefix}{offset:020d}",
-                        Body=spool,
-                        ContentLength=written,
-                        IfNoneMatch="*",
-                    )
-            except ClientError as exc:
-                if http_status(exc) == 412:
-                    raise StagingOffsetError(
-                        upload_key, offset, self.staged_size(upload_key)
-                    ) from None
-                raise
-        return staged + written
+        """Send the chunk straight into the blob's multipart upload, hashing it on the way;
+        it counts once its record is written, if no other writer's record got there first."""
+        return self._staging.write(upload_key, offset, stream, length, expected_sha256)
 
     def staged_size(self, upload_key: str) -> int:
-        """The end of the contiguous run of staged chunks."""
-        return sum(size for _, size in self._staged_parts(upload_key))
+        """The end of the contiguous run of recorded chunks."""
+        return self._staging.staged_size(upload_key)
 
     def stage_commit(
         self, upload_key: str, *, expected_sha256: str, expected_size: int
     ) -> BlobInfo:
-        """Read the chunks in order through sha256 into a multipart upload of the blob."""
-        check_sha256(expected_sha256)
-        parts = self._staged_parts(upload_key)
-        staged = sum(size for _, size in parts)
-        try:
-            if staged != expected_size:
-                raise BlobIntegrityError(
-                    f"size mismatch: expected {expected_size} bytes, staged {staged}"
-                )
-            keys = [key for key, _ in parts]
-            with ObjectReader(keys, self._get_staged_body, self._errors) as reader:
-                info = self._store(reader, expected_sha256, expected_size)
-        except BlobIntegrityError:
-            self.stage_discard(upload_key)
-            raise
-        self.stage_discard(upload_key)
-        return info
+        """Check the streamed sha256, send the last part, complete the multipart upload.
+
+        Idempotent: a commit stopped half way, or run twice at once, finds the work done."""
+        return self._staging.commit(
+            upload_key, expected_sha256=expected_sha256, expected_size=expected_size
+        )
 
     def stage_discard(self, upload_key: str) -> None:
-        """Delete every chunk object of the upload."""
-        keys = [obj["Key"] for obj in self._list(self._stage_prefix(upload_key))]
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": key} for key in keys[start : start + 1000]]
-            with self._errors("discarding staged chunks"):
-                self._meta.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-                )
+        """Abort the upload's multipart upload and delete its staging objects."""
+        self._staging.discard(upload_key)
+
+    def iter_incomplete_uploads(self) -> Iterator[IncompleteUpload]:
+        """Every unfinished multipart upload under the prefix, with the staging it serves."""
+        owners: dict[str, str] = {}
+        for upload_key, _ in list(self.iter_staging()):
+            state = self._staging.tip(upload_key)[1]
+            if state is not None and state.upload_id is not None:
+                owners[state.upload_id] = upload_key
+        with self._errors("listing multipart uploads"):
+            pages = self._meta.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._key("")
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    yield IncompleteUpload(
+                        upload["Key"],
+                        upload["UploadId"],
+                        upload["Initiated"].astimezone(UTC),
+                        owners.get(upload["UploadId"]),
+                    )
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """PUT ``<prefix>/meta/<name>``."""
+        key = self._key(f"meta/{check_meta_name(name)}")
+        with self._errors("writing a record"):
+            self._meta.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get_meta(self, name: str) -> bytes | None:
+        """GET ``<prefix>/meta/<name>``, or None."""
+        key = self._key(f"meta/{check_meta_name(name)}")
+        try:
+            with self._errors("reading a record"):
+                return bytes(self._meta.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if http_status(exc) == 404:
+                return None
+            raise
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """LIST ``<prefix>/meta/<prefix>/``."""
+        base = self._key("meta/")
+        listed = self._list(f"{base}{check_meta_name(prefix)}/")
+        return sorted(obj["Key"][len(base) :] for obj in listed)
+
+    def abort_incomplete_upload(self, upload: IncompleteUpload) -> None:
+        """Abort one unfinished multipart upload (gone already is fine)."""
+        self._staging.abort(upload.key, upload.upload_id)
 
     def iter_staging(self) -> Iterator[tuple[str, datetime]]:
         """Group ``staging/`` objects by upload key, with the newest chunk's time."""
@@ -401,14 +407,6 @@ class S3BlobStore:
     def _get_body(self, key: str) -> Any:
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
 
-    def _get_staged_body(self, key: str) -> Any:
-        try:
-            return self._get_body(key)
-        except ClientError as exc:
-            if http_status(exc) == 404:
-                raise BlobIntegrityError(f"staged chunk {key} vanished while committing") from exc
-            raise
-
     def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
         with self._errors("listing objects"):
             pages = self._meta.get_paginator("list_objects_v2").paginate(
@@ -416,19 +414,6 @@ class S3BlobStore:
             )
             for page in pages:
                 yield from page.get("Contents", [])
-
-    def _staged_parts(self, upload_key: str) -> list[tuple[str, int]]:
-        """(key, size) of the chunks that continue each other from offset 0."""
-        prefix = self._stage_prefix(upload_key)
-        parts: list[tuple[str, int]] = []
-        end = 0
-        for obj in self._list(prefix):
-            name = obj["Key"][len(prefix) :]
-            if not _PART_NAME.fullmatch(name) or int(name) != end:
-                break
-            parts.append((obj["Key"], int(obj["Size"])))
-            end += int(obj["Size"])
-        return parts
 
     def _empty_range(self, sha256: str, start: int) -> BinaryIO:
         size = self.size(sha256)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import BinaryIO
+import itertools
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, BinaryIO
 
 from registry.storage.base import BlobIntegrityError
 
@@ -27,6 +30,40 @@ def fill(stream: BinaryIO, view: memoryview) -> int:
             break
         filled += n
     return filled
+
+
+def pipelined_copy(stream: BinaryIO, target: BinaryIO, digest: ContentDigest) -> int:
+    """Copy ``stream`` into ``target`` through ``digest``: while one buffer fills from the
+    stream, the one before is hashed and the one before that written, each in its own thread
+    (sha256, file writes and socket reads all release the GIL). Returns the bytes copied."""
+    size = 2 * READ_SIZE
+    buffers = [memoryview(bytearray(size)) for _ in range(3)]
+    received = 0
+    limit = None if digest.expected_size is None else digest.expected_size + 1
+    pending: deque[tuple[Future[None], Future[Any]]] = deque()
+    with ThreadPoolExecutor(1, "hash") as hasher, ThreadPoolExecutor(1, "write") as writer:
+        try:
+            for turn in itertools.count():
+                while len(pending) >= len(buffers) - 1:  # the next buffer must be free
+                    for job in pending.popleft():
+                        job.result()
+                view = buffers[turn % len(buffers)]
+                room = size if limit is None else max(0, min(size, limit - received))
+                n = fill(stream, view[:room]) if room else 0
+                if not n:
+                    break
+                received += n
+                pending.append(
+                    (hasher.submit(digest.update, view[:n]), writer.submit(target.write, view[:n]))
+                )
+            while pending:
+                for job in pending.popleft():
+                    job.result()
+        finally:
+            for jobs in pending:
+                for job in jobs:
+                    job.cancel()
+    return received
 
 
 class ContentDigest:

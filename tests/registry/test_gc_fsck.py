@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -135,3 +136,30 @@ def test_gc_keeps_training_certificates(registry, people):
             db, registry.blobs, now=registry.now() + dt.timedelta(days=365), grace=dt.timedelta(0)
         )
     assert registry.blobs.exists(info.sha256)
+
+
+def test_gc_dry_run_reports_exactly_what_the_real_run_removes(api, registry, files):
+    """An abandoned session's bytes: the dry run used to count them as still referenced
+    (its session was open until the real run expired it) and report 0 blobs."""
+    from registry.publishing.gc import collect_garbage
+
+    abandoned = {**files, "notes.txt": b"never committed"}
+    session = api.open("mgh/cxr", abandoned, tier="open").body
+    api.send_all(session, {p: b for p, b in abandoned.items()}, chunk=0)
+    partial = {"half.txt": b"x" * 1000}
+    other = api.open("mgh/other", partial, tier="open").body
+    assert api.put(other, "half.txt", partial["half.txt"][:400], 0, 1000).status == 200
+    later = registry.now() + dt.timedelta(hours=registry.settings.upload_session_hours + 2)
+
+    def gc(dry_run: bool):
+        with unit_of_work(registry.sessions) as db:
+            return collect_garbage(
+                db, registry.blobs, now=later, grace=dt.timedelta(hours=1), dry_run=dry_run
+            )
+
+    dry = gc(dry_run=True)
+    assert len(dry.blobs_removed) == len(abandoned) and len(dry.staging_removed) == 1
+    assert _stored(registry) == {sha256(b) for b in abandoned.values()}
+    real = gc(dry_run=False)
+    assert dataclasses.asdict(real) == dataclasses.asdict(dry)
+    assert _stored(registry) == set() and list(registry.blobs.iter_staging()) == []

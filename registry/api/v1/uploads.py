@@ -12,6 +12,7 @@ from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import VERSION_SCHEMA, iso, version_json
+from registry.api.v1.wsgi_input import upload_body
 from registry.context import current_registry
 from registry.db import commit_early
 from registry.errors import BadRequest, Conflict, Unauthorized
@@ -205,7 +206,7 @@ def put_chunk(session_id: str, path: str) -> Response:
         request.headers.get("Content-Range"), request.content_length, row.size, path
     )
     g.db.close()  # no connection is held while the body streams in
-    received = chunks.receive(registry.blobs, row, chunk, request.stream)
+    received = chunks.receive(registry.blobs, row, chunk, upload_body(request))
     upload = g.db.get(UploadSession, session_id)
     row = g.db.get(UploadFile, row.id)
     assert upload is not None and row is not None

@@ -103,7 +103,9 @@ def decide_batch(
         try:
             _decide_one(db, request, item, policy=policy, actor=actor, now=now)
         except RegistryError as error:
-            error.message = f"Nothing was decided: {describe(request.queue, item)}: {error.message}"
+            named = item.user.email in error.message
+            where = "" if named else f" ({describe(request.queue, item)})"
+            error.message = f"Nothing was decided{where}. {error.message}"
             raise
     return items
 

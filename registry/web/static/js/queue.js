@@ -63,9 +63,9 @@
       say("Select at least one item first.", true);
       return;
     }
+    var body = new FormData(form, submitter || undefined);
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
-    var body = new FormData(form, submitter);
     try {
       var response = await fetch(form.action, {
         method: "POST",

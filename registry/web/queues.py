@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Response, flash, g, jsonify, redirect, request, url_for
 
+from registry.access.rules import SCOPE_RANK
 from registry.access.seam import authorize, current_principal, requires
 from registry.context import current_registry
 from registry.errors import BadRequest, RegistryError
@@ -127,6 +128,12 @@ def bulk_requests() -> Response:
         # Nothing to authorize item by item, and nothing will change: reviewers hear that
         # nothing was selected, anyone else is refused.
         authorize(None, action="access-request:list")
+        principal = current_principal()
+        needed = SCOPE_RANK[
+            current_registry().policy.action_scope("access-request:decide") or "read"
+        ]
+        if principal.scope is not None and SCOPE_RANK.get(principal.scope, -1) < needed:
+            authorize(None)  # refuses, naming the scope a token needs to decide
         g.registry_authorized = True
         return refused(BadRequest("Select at least one item to decide."), "web.admin_requests")
     return _bulk("access-requests", check=authorize)

@@ -3,18 +3,14 @@ bulk-accepted 20 at a time and decided in place, in real Chromium."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import func, select
 
-from registry.unit_of_work import unit_of_work
+from tests.fixtures.queues import application_statuses, make_applications
 from tests.web.pages import log_in
 
 pytestmark = pytest.mark.browser
 
-START = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
 # The first item whose top is inside the viewport, and whether an item is (partly) visible.
 VISIBLE_ITEM = """() => {
   const item = [...document.querySelectorAll('article[data-item]')]
@@ -25,48 +21,6 @@ IS_VISIBLE = """(id) => {
   const box = document.querySelector(`article[data-item="${id}"]`).getBoundingClientRect();
   return box.bottom > 0 && box.top < window.innerHeight;
 }"""
-
-
-def make_applications(registry, count: int = 60) -> None:  # type: ignore[no-untyped-def]
-    """``count`` pending applications, one an hour; every third applicant is from North."""
-    from registry.models import CredentialApplication, User
-
-    with unit_of_work(registry.sessions) as db:
-        for i in range(count):
-            site = "north" if i % 3 == 0 else "south"
-            user = User(
-                email=f"applicant{i:02d}@{site}.example",
-                display_name=f"Applicant {i:02d}",
-                password_hash="!",  # never logs in
-                created_at=START,
-                email_verified_at=START,
-            )
-            db.add(user)
-            db.flush()
-            db.add(
-                CredentialApplication(
-                    user_id=user.id,
-                    full_name=f"Applicant {i:02d}",
-                    affiliation=f"{site.title()} Hospital",
-                    reference_name="Dr Ref",
-                    reference_email="ref@example.org",
-                    research_summary="Synthetic chest X-rays.",
-                    created_at=START + dt.timedelta(hours=i),
-                )
-            )
-        db.commit()
-
-
-def _statuses(registry) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    from registry.models import CredentialApplication
-
-    with registry.sessions() as db:
-        rows = db.execute(
-            select(CredentialApplication.status, func.count()).group_by(
-                CredentialApplication.status
-            )
-        )
-        return dict(rows.all())
 
 
 def test_sixty_applications_page_filter_bulk_accept_and_stay_in_place(
@@ -106,7 +60,7 @@ def test_sixty_applications_page_filter_bulk_accept_and_stay_in_place(
     # No jump: the item that was in view is still in view (the page got shorter above it).
     assert page.evaluate("window.scrollY") > 0
     assert page.evaluate(IS_VISIBLE, in_view) is True
-    assert _statuses(registry) == {"accepted": 20, "pending": 40}
+    assert application_statuses(registry) == {"accepted": 20, "pending": 40}
 
     # One decision on its own is made in place as well; a rejection needs its reason.
     page.goto("/admin/credentials?page=2")
@@ -118,13 +72,13 @@ def test_sixty_applications_page_filter_bulk_accept_and_stay_in_place(
     expect(first.locator("[data-status]")).to_have_text("rejected")
     expect(count).to_have_text("39")
     assert page.evaluate("window.__samePage") is True
-    assert _statuses(registry) == {"accepted": 20, "pending": 39, "rejected": 1}
+    assert application_statuses(registry) == {"accepted": 20, "pending": 39, "rejected": 1}
 
     # A bulk rejection without a reason is refused as a whole, with the reason why.
     page.get_by_label("Select all on this page").check()
     page.get_by_role("button", name="Reject selected").click()
     expect(page.locator("#queue-status")).to_contain_text("Nothing was decided")
-    assert _statuses(registry) == {"accepted": 20, "pending": 39, "rejected": 1}
+    assert application_statuses(registry) == {"accepted": 20, "pending": 39, "rejected": 1}
     assert page_events.errors == []
     # Chromium logs the refused request itself; nothing else went wrong on the page.
     assert [e for e in page_events.console_errors if "status of 422" not in e] == []
@@ -164,7 +118,7 @@ def test_without_the_script_a_decision_returns_to_the_same_page_and_item(
         data={"csrf_token": token, "decision": "accept", "ids": ids[6:9]},
     )
     assert bulk.status_code == 302
-    assert _statuses(registry) == {"accepted": 5, "pending": 25}
+    assert application_statuses(registry) == {"accepted": 5, "pending": 25}
     # The users page pages too, instead of stopping silently at 200.
     users = client.get("/admin/users?per_page=10&page=2").get_data(as_text=True)
     assert "Showing 11–20 of 31" in users and "Page 2 of 4" in users

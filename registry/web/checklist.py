@@ -55,6 +55,14 @@ def _title(requirement: str, model: Model) -> str:
     return requirement
 
 
+def _plain(message: str) -> str:
+    """The engine's sentence with policy ids replaced by their titles."""
+    policies = current_registry().policy.policies
+    for dua_id, spec in policies.duas.items():
+        message = message.replace(f"DUA {dua_id}", spec.title).replace(dua_id, spec.title)
+    return message
+
+
 def _state(missing: Missing | None) -> str:
     if missing is None:
         return DONE
@@ -78,7 +86,7 @@ def checklist(model: Model, access: Decision) -> list[Step]:
             state, detail, fix_url, verb = TODO, "", "", ""
         else:
             state = _state(item)
-            detail = item.message if item is not None else ""
+            detail = _plain(item.message) if item is not None else ""
             fix_url = item.fix_url if item is not None else ""
             verb = item.verb if item is not None else ""
         steps.append(Step(requirement, _title(requirement, model), state, detail, fix_url, verb))
@@ -89,7 +97,14 @@ def checklist(model: Model, access: Decision) -> list[Step]:
     # Requirements the engine named that the tier list does not (never hidden).
     known = set(requirements)
     steps += [
-        Step(m.requirement, _title(m.requirement, model), _state(m), m.message, m.fix_url, m.verb)
+        Step(
+            m.requirement,
+            _title(m.requirement, model),
+            _state(m),
+            _plain(m.message),
+            m.fix_url,
+            m.verb,
+        )
         for m in access.missing
         if m.requirement not in known
     ]

@@ -69,13 +69,31 @@ def asset(filename: str) -> str:
     return url_for("web.static", filename=filename)
 
 
+def training_title(kind: str) -> str:
+    """A training as the policy names it (``citi-dsor`` → "CITI Data or Specimens …")."""
+    spec = current_registry().policy.policies.trainings.get(kind)
+    return spec.title if spec is not None else kind
+
+
+def dua_title(dua_id: str | None) -> str:
+    """A DUA as the policy names it, with its version."""
+    spec = current_registry().policy.policies.duas.get(dua_id or "")
+    return spec.title if spec is not None else (dua_id or "")
+
+
 def policy_duas() -> list[Any]:
     return current_registry().policy.duas()
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        filesize=filesize, when=when, day=day, card_value=card_value, field_label=field_label
+        filesize=filesize,
+        when=when,
+        day=day,
+        card_value=card_value,
+        field_label=field_label,
+        training_title=training_title,
+        dua_title=dua_title,
     )
     app.jinja_env.globals.update(
         viewer=viewer, can=can, asset=asset, safe_fix_url=safe_fix_url, policy_duas=policy_duas

@@ -50,7 +50,8 @@ def test_researcher_gets_credentialed_and_downloads(
     expect(box).not_to_contain_text("not verified")
     expect(box).to_contain_text("Not a credentialed researcher")
     expect(box).to_contain_text("CITI Data or Specimens Only Research training not on file")
-    expect(box).to_contain_text("DUA physionet-credentialed-1.5.0 not signed")
+    expect(box).to_contain_text("PhysioNet Credentialed Health Data Use Agreement 1.5.0 not signed")
+    expect(box).not_to_contain_text("physionet-credentialed-1.5.0")  # titles, not ids
     expect(page.locator("table.data a[href*='/resolve/']")).to_have_count(0)
 
     box.locator("li[data-requirement='credentialed'] a").click()

@@ -250,7 +250,7 @@ def admin_review(version_id: int) -> str:
         version=version,
         model=version.model,
         files=repos.version_files(g.db, version),
-        card_html=render_card(version.card_text),
+        card_html=render_card(version.card_text, top_level=3),
         card_rows=front_matter_rows(version.card_data),
     )
 

@@ -57,7 +57,7 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
         versions=[v for v in model.versions if _listed(v)],
         tags={v.id: repos.version_tags(g.db, v) for v in model.versions},
         files=repos.version_files(g.db, version),
-        card_html=render_card(version.card_text),
+        card_html=render_card(version.card_text, top_level=3),
         card_rows=front_matter_rows(version.card_data),
         access=access,
         steps=steps,

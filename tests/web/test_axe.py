@@ -1,6 +1,7 @@
 """axe-core over every page of the web UI, at desktop and phone width, as an anonymous
 visitor, a researcher, a publisher and a registry admin (issue 18): no serious or critical
-violations, and headings in order (axe's moderate ``heading-order`` too). axe-core is vendored under tests/web/vendor (never served by the registry)."""
+violations, and headings in order (axe's moderate ``heading-order`` too). axe-core is
+vendored under tests/web/vendor (never served by the registry)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-// Admin queues: decide in place (no reload, no jump to the top), select many, confirm the
-// decisions that take something away or grant a privilege. Without this script every form
+// Admin queues: decide in place (no reload, no jump to the top) and select many (page.js
+// asks before the decisions that take something away). Without this script every form
 // still works: the server sends the browser back to the same page and item.
 (function () {
   "use strict";
@@ -48,16 +48,6 @@
     article.classList.add("decided");
   }
 
-  function needsConfirmation(form) {
-    if (!form.dataset.confirm) return false;
-    if (form.dataset.confirmAdmin === "yes") {
-      var admin = form.querySelector('input[name="is_registry_admin"]');
-      return !!(admin && admin.checked);
-    }
-    if (form.dataset.confirmAdmin === "no") return false;
-    return true;
-  }
-
   async function submitInPlace(form, submitter) {
     if (form.id === "bulk" && selectedBoxes().length === 0) {
       say("Select at least one item first.", true);
@@ -100,10 +90,6 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement)) return;
-    if (needsConfirmation(form) && !window.confirm(form.dataset.confirm)) {
-      event.preventDefault();
-      return;
-    }
     if (form.hasAttribute("data-inplace") && window.fetch) {
       event.preventDefault();
       submitInPlace(form, event.submitter);

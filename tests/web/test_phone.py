@@ -64,8 +64,9 @@ def test_granting_admin_rights_asks_first(
     from registry.models import User
 
     make_account("newbie@example.org")
+    make_account("staff@demo.example", institution="demo")  # the institution exists
     seen: list[str] = []
-    context, page = _context(browser, live_server, [False], seen)
+    context, page = _context(browser, live_server, [False, False], seen)
     log_in(page, admin_account.email, admin_account.password)
     page.goto("/admin/users?q=newbie")
     row = page.locator("tr[data-user='newbie@example.org']")
@@ -76,11 +77,21 @@ def test_granting_admin_rights_asks_first(
     with registry.sessions() as db:
         newbie = db.scalar(select(User).where(User.email == "newbie@example.org"))
         assert newbie.is_registry_admin is False
+    # Making someone an institution admin asks too.
+    page.goto("/admin/users?q=newbie")
+    row.get_by_label("Institution of newbie@example.org").select_option(label="DEMO")
+    row.get_by_label("Role of newbie@example.org").select_option("institution-admin")
+    row.get_by_role("button", name="Save").first.click()
+    expect(page.locator("#queue-summary")).to_be_visible()
+    assert len(seen) == 2 and "an institution admin?" in seen[1]
+    with registry.sessions() as db:
+        newbie = db.scalar(select(User).where(User.email == "newbie@example.org"))
+        assert newbie.membership is None
     # Saving without granting anything asks nothing.
     page.goto("/admin/users?q=newbie")
     row.get_by_role("button", name="Save").nth(1).click()
     expect(page.get_by_text("Saved newbie@example.org.")).to_be_visible()
-    assert len(seen) == 1
+    assert len(seen) == 2
     context.close()
 
 

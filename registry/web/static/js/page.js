@@ -17,6 +17,13 @@
 
   function needsConfirmation(form) {
     if (!form.dataset.confirm) return false;
+    if (form.dataset.confirmRole) {
+      // Only when the form would newly grant that role.
+      var role = form.querySelector('select[name="role"]');
+      var place = form.querySelector('select[name="institution"]');
+      return !!(role && place && place.value && role.value === form.dataset.confirmRole &&
+        (role.value !== form.dataset.currentRole || place.value !== form.dataset.currentPlace));
+    }
     if (form.dataset.confirmAdmin === "yes") {
       var admin = form.querySelector('input[name="is_registry_admin"]');
       return !!(admin && admin.checked);

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from registry.access.engine import PolicyEngine
 from registry.access_requests import services as access_request_services
 from registry.credentials import applications, trainings
-from registry.errors import BadRequest, RegistryError
-from registry.models import User
+from registry.errors import BadRequest, NotFound, RegistryError
+from registry.models import User, Version
+from registry.publishing import review
 
 MAX_BATCH = 200
-QUEUES = ("credentials", "trainings", "access-requests")
+QUEUES = ("credentials", "trainings", "access-requests", "reviews")
 DECISIONS = ("accept", "reject")
 
 
@@ -73,7 +74,17 @@ def load(db: Session, queue: str, item_id: int) -> Any:
         return applications.get_application(db, item_id)
     if queue == "trainings":
         return trainings.get_training(db, item_id)
+    if queue == "reviews":
+        version = db.get(Version, item_id) if 0 < item_id < 2**31 else None
+        if version is None:
+            raise NotFound(f"No version #{item_id}.")
+        return version
     return access_request_services.get_request(db, item_id)
+
+
+def status_of(item: Any) -> str:
+    """An item's status after the decision (a version's is its state)."""
+    return item.state if isinstance(item, Version) else item.status
 
 
 def describe(queue: str, item: Any) -> str:
@@ -82,6 +93,8 @@ def describe(queue: str, item: Any) -> str:
         return f"the request of {item.user.email} for {item.model.repo_id}"
     if queue == "trainings":
         return f"the training of {item.user.email}"
+    if queue == "reviews":
+        return f"{item.model.repo_id} version #{item.id}"
     return f"the application of {item.user.email}"
 
 
@@ -93,6 +106,7 @@ def decide_batch(
     actor: User,
     now: dt.datetime,
     check: Callable[[Any], Any] = lambda item: None,
+    signer: Callable[[], Any] | None = None,
 ) -> list[Any]:
     """Apply one decision to every item (``check`` authorizes each); stop at the first
     that cannot take it, with a message that names the item."""
@@ -101,9 +115,9 @@ def decide_batch(
         check(item)
     for item in items:
         try:
-            _decide_one(db, request, item, policy=policy, actor=actor, now=now)
+            _decide_one(db, request, item, policy=policy, actor=actor, now=now, signer=signer)
         except RegistryError as error:
-            named = item.user.email in error.message
+            named = request.queue != "reviews" and item.user.email in error.message
             where = "" if named else f" ({describe(request.queue, item)})"
             error.message = f"Nothing was decided{where}. {error.message}"
             raise
@@ -111,9 +125,23 @@ def decide_batch(
 
 
 def _decide_one(
-    db: Session, request: Batch, item: Any, *, policy: PolicyEngine, actor: User, now: dt.datetime
+    db: Session,
+    request: Batch,
+    item: Any,
+    *,
+    policy: PolicyEngine,
+    actor: User,
+    now: dt.datetime,
+    signer: Callable[[], Any] | None,
 ) -> None:
-    if request.queue == "credentials":
+    if request.queue == "reviews":
+        if request.decision == "reject":
+            review.reject_version(db, item, request.reason, actor=actor, now=now)
+        elif signer is None:
+            raise BadRequest("Publishing needs the registry's signing key.")
+        else:
+            review.publish_reviewed(db, item, signer=signer, actor=actor, now=now)
+    elif request.queue == "credentials":
         applications.decide(
             db, item, decision=request.decision, reason=request.reason, actor=actor, now=now
         )

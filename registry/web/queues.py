@@ -16,6 +16,7 @@ from registry.access.rules import SCOPE_RANK
 from registry.access.seam import authorize, current_principal, requires
 from registry.context import current_registry
 from registry.errors import BadRequest, RegistryError
+from registry.publishing import signing
 from registry.queues import decisions, listing
 from registry.queues.paging import QueueQuery
 from registry.web.blueprint import bp
@@ -62,7 +63,7 @@ def decided(message: str, endpoint: str, items: list[Any], **values: Any) -> Res
             {
                 "ok": True,
                 "message": message,
-                "items": [{"id": item.id, "status": item.status} for item in items],
+                "items": [{"id": item.id, "status": decisions.status_of(item)} for item in items],
                 "counts": pending_counts(),
             }
         )
@@ -81,7 +82,7 @@ def refused(error: RegistryError, endpoint: str, **values: Any) -> Response:
     return redirect(back_to(endpoint, **values))
 
 
-def _bulk(queue: str, check: Any = None) -> Response:
+def _bulk(queue: str, check: Any = None, signer: Any = None) -> Response:
     endpoint = QUEUE_ENDPOINTS[queue]
     registry = current_registry()
     try:
@@ -99,12 +100,14 @@ def _bulk(queue: str, check: Any = None) -> Response:
             actor=current_principal().user,
             now=registry.now(),
             check=check or (lambda item: None),
+            signer=signer,
         )
     except RegistryError as error:
         if error.status in (401, 403):
             raise
         return refused(error, endpoint)
-    verb = "accepted" if batch.decision == "accept" else "rejected"
+    accepted = "published" if queue == "reviews" else "accepted"
+    verb = accepted if batch.decision == "accept" else "rejected"
     noun = "item" if len(items) == 1 else "items"
     return decided(f"{len(items)} {noun} {verb}.", endpoint, items)
 
@@ -137,3 +140,13 @@ def bulk_requests() -> Response:
         g.registry_authorized = True
         return refused(BadRequest("Select at least one item to decide."), "web.admin_requests")
     return _bulk("access-requests", check=authorize)
+
+
+@bp.post("/admin/reviews/decisions")
+@requires("version:review")
+def bulk_reviews() -> Response:
+    registry = current_registry()
+    return _bulk(
+        "reviews",
+        signer=lambda: signing.load_signer(g.db, registry.settings, registry.now()),
+    )

@@ -65,3 +65,31 @@ def test_bulk_decisions_go_through_together_or_not_at_all(client, registry, peop
     missing = client.post(url, json={"ids": [ids[6], 999_999], "decision": "accept"}, headers=admin)
     assert missing.status_code == 404
     assert application_statuses(registry) == {"accepted": 5, "pending": 7}
+
+
+def test_versions_in_review_are_published_or_rejected_together(
+    app, client, registry, people, tiny_model_dir
+) -> None:
+    from tests.web.test_admin import _submit_through_the_api
+
+    people.institution("mgh")
+    people.user("pub@mgh.example", institution="mgh", role="publisher")
+    ids = [
+        _submit_through_the_api(app, registry, "pub@mgh.example", tiny_model_dir, f"mgh/m{i}")
+        for i in range(3)
+    ]
+    admin = _auth(people.token(people.user("root@example.org", admin=True)))
+    queue = client.get("/api/v1/queues/reviews", headers=admin).json
+    assert [item["id"] for item in queue["items"]] == ids  # oldest submission first
+    url = "/api/v1/queues/reviews/decisions"
+    no_reason = client.post(url, json={"ids": ids[:2], "decision": "reject"}, headers=admin)
+    assert no_reason.status_code == 400 and "Nothing was decided" in no_reason.json["error"]
+    rejected = client.post(
+        url, json={"ids": ids[:2], "decision": "reject", "reason": "Card incomplete"}, headers=admin
+    )
+    assert rejected.status_code == 200, rejected.json
+    assert [i["status"] for i in rejected.json["items"]] == ["rejected", "rejected"]
+    published = client.post(url, json={"ids": [ids[2]], "decision": "accept"}, headers=admin)
+    assert published.status_code == 200, published.json
+    assert published.json["items"] == [{"id": ids[2], "status": "published"}]
+    assert client.get("/api/v1/queues/reviews", headers=admin).json["total"] == 0

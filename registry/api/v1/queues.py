@@ -22,6 +22,7 @@ from registry.api.v1.serializers import application_dict, iso, training_dict, us
 from registry.context import current_registry
 from registry.errors import BadRequest
 from registry.models import Version
+from registry.publishing import signing
 from registry.queues import decisions, listing
 from registry.queues.paging import Page, QueueQuery
 
@@ -123,7 +124,11 @@ def queue_users() -> Response:
     return _page(listing.users(g.db, _query(listing.USER_STATUSES, "all")), user_dict)
 
 
-def _decide(queue: str, check: Callable[[Any], Any] | None = None) -> Response:
+def _decide(
+    queue: str,
+    check: Callable[[Any], Any] | None = None,
+    signer: Callable[[], Any] | None = None,
+) -> Response:
     body = json_object()
     ids = body.get("ids")
     if not isinstance(ids, list):
@@ -139,9 +144,13 @@ def _decide(queue: str, check: Callable[[Any], Any] | None = None) -> Response:
         actor=current_principal().user,
         now=registry.now(),
         check=check or (lambda item: None),
+        signer=signer,
     )
     return jsonify(
-        {"decided": len(items), "items": [{"id": i.id, "status": i.status} for i in items]}
+        {
+            "decided": len(items),
+            "items": [{"id": i.id, "status": decisions.status_of(i)} for i in items],
+        }
     )
 
 
@@ -164,3 +173,17 @@ def decide_trainings() -> Response:
 @document("Accept or reject many access requests at once", body=BATCH, response=OBJECT)
 def decide_access_requests() -> Response:
     return _decide("access-requests", check=authorize)
+
+
+@bp.post("/queues/reviews/decisions")
+@requires("version:review")
+@document(
+    "Publish (accept) or reject (with a reason) many in-review versions at once",
+    body=BATCH,
+    response=OBJECT,
+)
+def decide_reviews() -> Response:
+    registry = current_registry()
+    return _decide(
+        "reviews", signer=lambda: signing.load_signer(g.db, registry.settings, registry.now())
+    )

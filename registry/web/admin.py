@@ -229,6 +229,7 @@ def admin_reviews() -> str:
         page=listing.version_reviews(g.db, query),
         query=query,
         statuses=(),
+        bulk_url=url_for("web.bulk_reviews"),
     )
 
 

@@ -122,3 +122,26 @@ def test_without_the_script_a_decision_returns_to_the_same_page_and_item(
     # The users page pages too, instead of stopping silently at 200.
     users = client.get("/admin/users?per_page=10&page=2").get_data(as_text=True)
     assert "Showing 11–20 of 31" in users and "Page 2 of 4" in users
+
+
+def test_version_reviews_are_published_together_in_place(
+    app, page, page_events, registry, make_account, admin_account, tiny_model_dir
+):
+    from tests.web.test_admin import _submit_through_the_api
+
+    publisher = make_account("pub@mgh.example", institution="mgh")
+    for name in ("first", "second"):
+        _submit_through_the_api(app, registry, publisher.email, tiny_model_dir, f"mgh/{name}")
+    log_in(page, admin_account.email, admin_account.password)
+    page.goto("/admin/reviews")
+    page.evaluate("window.__samePage = true")
+    expect(page.locator('[data-count-for="reviews"] [data-count]')).to_have_text("2")
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Publish selected").click()
+    expect(page.locator("#queue-status")).to_have_text("2 items published.")
+    expect(page.locator("tr[data-decided='published']")).to_have_count(2)
+    expect(page.locator('[data-count-for="reviews"]')).to_be_hidden()
+    assert page.evaluate("window.__samePage") is True
+    page.goto("/models/mgh/second")
+    expect(page.locator(".badge-published").first).to_be_visible()
+    assert page_events.errors == []

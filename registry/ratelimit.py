@@ -1,17 +1,22 @@
-"""Rate limits on login, registration and token creation (Flask-Limiter).
+"""Rate limits on login, registration, password and token requests (Flask-Limiter).
 
 Views opt in with ``@rate_limited("login")``; ``init_limiter`` (called by the app factory
 after every blueprint is registered) wraps them with a per-app ``Limiter``. The API and the
-web UI share one counter per name and client address. Counters live in Redis when
-``REGISTRY_RATELIMIT_STORAGE_URL`` is set (shared by every process), else in memory.
+web UI share one counter per name. Guessing passwords is limited per *account* (the email
+in the request, or the signed-in user) so that one hospital NAT, where hundreds of people
+share an address, is not one lock: ten wrong passwords for one account lock that account,
+not its neighbours. A higher per-address ceiling still stops one address from trying many
+accounts. Counters live in Redis when ``REGISTRY_RATELIMIT_STORAGE_URL`` is set (shared by
+every process), else in memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from registry.config import Settings
@@ -19,13 +24,50 @@ from registry.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 LIMIT_ATTR = "registry_rate_limit"
 
-LIMITS: dict[str, tuple[str, str]] = {
-    "login": ("10 per minute;100 per hour", "Too many login attempts; wait a minute and retry."),
-    "register": ("5 per hour;20 per day", "Too many registrations from your address; retry later."),
-    "token": ("20 per hour", "Too many tokens created; wait and retry, or reuse a token."),
-    "password": ("10 per hour", "Too many password attempts; wait an hour and retry."),
-    "reset": ("10 per hour", "Too many password reset requests from your address; retry later."),
-    "verify": ("10 per hour", "Too many verification links asked for; use the newest one."),
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """How often one address (and, if set, one account) may call a group of views."""
+
+    per_address: str
+    message: str
+    per_account: str | None = None
+    account_message: str = ""
+    # Only refusals count (a wrong password), so people who log in correctly never queue.
+    failures_only: bool = False
+
+
+LIMITS: dict[str, Limit] = {
+    "login": Limit(
+        "100 per minute;1000 per hour",
+        "Too many failed logins from your address; wait a minute and retry.",
+        per_account="10 per minute;100 per hour",
+        account_message="Too many failed logins for this account; wait a minute and retry.",
+        failures_only=True,
+    ),
+    "register": Limit(
+        "5 per hour;20 per day", "Too many registrations from your address; retry later."
+    ),
+    "token": Limit(
+        "200 per hour",
+        "Too many tokens created from your address; wait and retry, or reuse a token.",
+        per_account="20 per hour",
+        account_message="Too many tokens created; wait and retry, or reuse a token.",
+    ),
+    "password": Limit(
+        "100 per hour",
+        "Too many password attempts from your address; wait an hour and retry.",
+        per_account="10 per hour",
+        account_message="Too many password attempts; wait an hour and retry.",
+        failures_only=True,
+    ),
+    "reset": Limit(
+        "100 per hour",
+        "Too many password reset requests from your address; retry later.",
+        per_account="10 per hour",
+        account_message="Too many password reset requests for this account; retry later.",
+    ),
+    "verify": Limit("10 per hour", "Too many verification links asked for; use the newest one."),
 }
 
 
@@ -52,6 +94,24 @@ def rate_limited(name: str) -> Callable[[F], F]:
 
 def client_address() -> str:
     return request.remote_addr or "unknown"
+
+
+def account_key() -> str:
+    """The account a request acts on: the email it names, else the signed-in user."""
+    email = request.form.get("email") if request.form else None
+    if email is None and request.is_json:
+        body = request.get_json(silent=True)
+        email = body.get("email") if isinstance(body, dict) else None
+    if isinstance(email, str) and email.strip():
+        return "email:" + email.strip().lower()[:320]
+    user = getattr(g.get("principal"), "user", None)
+    if user is not None:
+        return f"user:{user.id}"
+    return "address:" + client_address()
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code >= 400
 
 
 def _limit_name(view: Any) -> str | None:
@@ -90,9 +150,25 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
         name = _limit_name(view) or ENDPOINT_LIMITS.get(endpoint)
         if name is None:
             continue
-        spec, message = LIMITS[name]
-        limit = limiter.shared_limit(spec, scope=name, methods=["POST"], error_message=message)
-        app.view_functions[endpoint] = limit(view)
+        spec = LIMITS[name]
+        deduct = _failed if spec.failures_only else None
+        wrapped = limiter.shared_limit(
+            spec.per_address,
+            scope=name,
+            methods=["POST"],
+            error_message=spec.message,
+            deduct_when=deduct,
+        )(view)
+        if spec.per_account:
+            wrapped = limiter.shared_limit(
+                spec.per_account,
+                scope=f"{name}-account",
+                key_func=account_key,
+                methods=["POST"],
+                error_message=spec.account_message,
+                deduct_when=deduct,
+            )(wrapped)
+        app.view_functions[endpoint] = wrapped
     app.extensions["registry_limiter"] = limiter
 
     return limiter

@@ -47,8 +47,9 @@ def login() -> Page:
 @requires("account:register")
 @rate_limited("register")
 def register() -> Page:
+    next_url = safe_next(request.values.get("next"), "")
     if request.method == "GET":
-        return render_template("account/register.html", values={}, errors=None)
+        return render_template("account/register.html", values={}, errors=None, next_url=next_url)
     try:
         user = accounts.register_user(
             g.db,
@@ -63,17 +64,23 @@ def register() -> Page:
         errors = form_errors(error)
         if errors.get("accept_terms"):
             errors.fields["accept_terms"] = "Accept the terms of use to create an account."
-        page = render_template("account/register.html", values=values, errors=errors)
+        page = render_template(
+            "account/register.html", values=values, errors=errors, next_url=next_url
+        )
         return page, error.status
     registry = current_registry()
     verification.send_verification(g.db, user, registry.settings, now=registry.now())
     sessions.login_session(user, now=registry.now())
+    then = (
+        "Then continue with the steps below."
+        if next_url
+        else ("Then apply for credentialing to reach gated models.")
+    )
     flash(
-        f"Welcome! We sent a link to {user.email}: open it to verify your address. Then apply "
-        "for credentialing to reach gated models.",
+        f"Welcome! We sent a link to {user.email}: open it to verify your address. {then}",
         "success",
     )
-    return redirect(url_for("web.profile"))
+    return redirect(next_url or url_for("web.profile"))
 
 
 @bp.post("/logout")

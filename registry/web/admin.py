@@ -3,10 +3,9 @@ withdrawals. Each decision calls its service; the engine decides who may see eac
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import Response, flash, g, redirect, render_template, request, url_for
+from flask import Response, flash, g, redirect, render_template, url_for
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services as access_requests
@@ -16,45 +15,37 @@ from registry.credentials import applications, trainings
 from registry.errors import Forbidden, NotFound, RegistryError
 from registry.models import Version
 from registry.publishing import review, signing, withdrawal
+from registry.queues import listing
 from registry.repos import services as repos
 from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.forms import text_field
 from registry.web.permissions import can
+from registry.web.queues import decided, page_query, pending_counts, refused
 
-# Queue tabs in order: endpoint, label, the action that shows it.
+# Queue tabs in order: endpoint, label, the action that shows it, the queue it counts.
 QUEUES = (
-    ("web.admin_credentials", "Credentials", "credential:review"),
-    ("web.admin_trainings", "Trainings", "training:review"),
-    ("web.admin_requests", "Access requests", "access-request:list"),
-    ("web.admin_reviews", "Version reviews", "version:review"),
-    ("web.admin_users", "Users", "admin:manage"),
-    ("web.admin_institutions", "Institutions", "admin:manage"),
-    ("web.admin_audit", "Audit log", "audit:read"),
-    ("web.admin_webhooks", "Webhooks", "webhook:manage"),
-    ("web.admin_outbox", "Outbox", "admin:manage"),
+    ("web.admin_credentials", "Credentials", "credential:review", "credentials"),
+    ("web.admin_trainings", "Trainings", "training:review", "trainings"),
+    ("web.admin_requests", "Requests to review", "access-request:list", "access-requests"),
+    ("web.admin_reviews", "Version reviews", "version:review", "reviews"),
+    ("web.admin_users", "Users", "admin:manage", None),
+    ("web.admin_institutions", "Institutions", "admin:manage", None),
+    ("web.admin_audit", "Audit log", "audit:read", None),
+    ("web.admin_webhooks", "Webhooks", "webhook:manage", None),
+    ("web.admin_outbox", "Outbox", "admin:manage", None),
 )
 
 
 def admin_tabs() -> list[dict[str, Any]]:
     """The queues the viewer may open, with how many items wait in each."""
-    counts: dict[str, Callable[[], int]] = {
-        "web.admin_credentials": lambda: len(
-            applications.list_applications(g.db, status="pending")
-        ),
-        "web.admin_trainings": lambda: len(trainings.list_trainings(g.db, status="pending")),
-        "web.admin_requests": lambda: len(
-            access_requests.list_requests(
-                g.db, reviewer=current_principal().user, status="pending", limit=1000
-            )
-        ),
-        "web.admin_reviews": lambda: len(review.pending_reviews(g.db)),
-    }
+    counts = pending_counts() if can("access-request:list") else {}
     tabs = []
-    for endpoint, label, action in QUEUES:
+    for endpoint, label, action, queue in QUEUES:
         if can(action):
-            count = counts[endpoint]() if endpoint in counts else None
-            tabs.append({"endpoint": endpoint, "label": label, "count": count})
+            tabs.append(
+                {"endpoint": endpoint, "label": label, "queue": queue, "count": counts.get(queue)}
+            )
     return tabs
 
 
@@ -66,11 +57,6 @@ def _done(message: str, endpoint: str, **values: Any) -> Response:
 def _failed(error: RegistryError, endpoint: str, **values: Any) -> Response:
     flash(error.message, "error")
     return redirect(url_for(endpoint, **values))
-
-
-def _status_filter(default: str) -> str:
-    status = request.args.get("status", default)
-    return status if status in ("pending", "accepted", "rejected", "revoked", "all") else default
 
 
 @bp.get("/admin")
@@ -88,10 +74,14 @@ def admin_home() -> Response:
 @bp.get("/admin/credentials")
 @requires("credential:review")
 def admin_credentials() -> str:
-    status = _status_filter("pending")
-    rows = applications.list_applications(g.db, status=None if status == "all" else status)
+    query = page_query(listing.STATUSES)
     return render_template(
-        "admin/credentials.html", tabs=admin_tabs(), applications=rows, status=status
+        "admin/credentials.html",
+        tabs=admin_tabs(),
+        page=listing.credential_applications(g.db, query),
+        query=query,
+        statuses=listing.STATUSES,
+        bulk_url=url_for("web.bulk_credentials"),
     )
 
 
@@ -110,9 +100,11 @@ def decide_credential(application_id: int) -> Response:
             now=current_registry().now(),
         )
     except RegistryError as error:
-        return _failed(error, "web.admin_credentials")
+        return refused(error, "web.admin_credentials")
     who = application.user.email
-    return _done(f"Application of {who} {application.status}.", "web.admin_credentials")
+    return decided(
+        f"Application of {who} {application.status}.", "web.admin_credentials", [application]
+    )
 
 
 # Trainings -----------------------------------------------------------------------------------
@@ -121,11 +113,16 @@ def decide_credential(application_id: int) -> Response:
 @bp.get("/admin/trainings")
 @requires("training:review")
 def admin_trainings() -> str:
-    status = _status_filter("pending")
-    rows = trainings.list_trainings(g.db, status=None if status == "all" else status)
+    query = page_query(listing.TRAINING_STATUSES)
     specs = {spec.id: spec for spec in current_registry().policy.trainings()}
     return render_template(
-        "admin/trainings.html", tabs=admin_tabs(), trainings=rows, status=status, specs=specs
+        "admin/trainings.html",
+        tabs=admin_tabs(),
+        page=listing.trainings(g.db, query),
+        query=query,
+        statuses=listing.TRAINING_STATUSES,
+        specs=specs,
+        bulk_url=url_for("web.bulk_trainings"),
     )
 
 
@@ -145,10 +142,12 @@ def review_training(training_id: int) -> Response:
             now=registry.now(),
         )
     except RegistryError as error:
-        return _failed(error, "web.admin_trainings")
+        return refused(error, "web.admin_trainings")
     until = f", valid until {training.valid_until:%Y-%m-%d}" if training.valid_until else ""
-    return _done(
-        f"Training of {training.user.email} {training.status}{until}.", "web.admin_trainings"
+    return decided(
+        f"Training of {training.user.email} {training.status}{until}.",
+        "web.admin_trainings",
+        [training],
     )
 
 
@@ -158,19 +157,15 @@ def review_training(training_id: int) -> Response:
 @bp.get("/admin/access-requests")
 @requires("access-request:list")
 def admin_requests() -> str:
-    status = _status_filter("pending")
-    rows = access_requests.list_requests(
-        g.db,
-        reviewer=current_principal().user,
-        status=None if status == "all" else status,
-        limit=500,
-    )
+    query = page_query(listing.STATUSES)
     return render_template(
         "admin/access_requests.html",
         tabs=admin_tabs(),
-        requests=rows,
-        status=status,
+        page=listing.access_requests(g.db, query, reviewer=current_principal().user),
+        query=query,
+        statuses=listing.STATUSES,
         now=current_registry().now(),
+        bulk_url=url_for("web.bulk_requests"),
     )
 
 
@@ -190,12 +185,12 @@ def decide_request(request_id: int) -> Response:
             now=current_registry().now(),
         )
     except RegistryError as error:
-        return _failed(error, "web.admin_requests")
+        return refused(error, "web.admin_requests")
     message = f"Request of {access_request.user.email} for {access_request.model.repo_id} "
     message += access_request.status
     if access_request.expires_at:
         message += f" until {access_request.expires_at:%Y-%m-%d}"
-    return _done(message + ".", "web.admin_requests")
+    return decided(message + ".", "web.admin_requests", [access_request])
 
 
 @bp.post("/admin/access-requests/<int:request_id>/revoke")
@@ -212,10 +207,11 @@ def revoke_request(request_id: int) -> Response:
             now=current_registry().now(),
         )
     except RegistryError as error:
-        return _failed(error, "web.admin_requests", status="accepted")
-    return _done(
+        return refused(error, "web.admin_requests", status="accepted")
+    return decided(
         f"Access of {access_request.user.email} to {access_request.model.repo_id} revoked.",
         "web.admin_requests",
+        [access_request],
         status="accepted",
     )
 
@@ -226,8 +222,14 @@ def revoke_request(request_id: int) -> Response:
 @bp.get("/admin/reviews")
 @requires("version:review")
 def admin_reviews() -> str:
+    query = page_query(listing.REVIEW_STATUSES, default="in-review")
     return render_template(
-        "admin/reviews.html", tabs=admin_tabs(), versions=review.pending_reviews(g.db)
+        "admin/reviews.html",
+        tabs=admin_tabs(),
+        page=listing.version_reviews(g.db, query),
+        query=query,
+        statuses=(),
+        bulk_url=url_for("web.bulk_reviews"),
     )
 
 
@@ -249,7 +251,7 @@ def admin_review(version_id: int) -> str:
         version=version,
         model=version.model,
         files=repos.version_files(g.db, version),
-        card_html=render_card(version.card_text),
+        card_html=render_card(version.card_text, top_level=3),
         card_rows=front_matter_rows(version.card_data),
     )
 

@@ -12,6 +12,7 @@ from registry.repos import services as repos
 from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.catalog import BrowseFilters, as_names, browse, named_models
+from registry.web.checklist import checklist, only_waiting
 from registry.web.permissions import can, decision
 
 PAGE_SIZE = 20
@@ -47,6 +48,8 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
     model = repos.get_model(g.db, namespace, name)
     authorize(model)
     version = repos.resolve_revision(g.db, model, revision)
+    access = decision("version:download", version)
+    steps = checklist(model, access)
     return render_template(
         "browse/model.html",
         model=model,
@@ -55,9 +58,11 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
         versions=[v for v in model.versions if _listed(v)],
         tags={v.id: repos.version_tags(g.db, v) for v in model.versions},
         files=repos.version_files(g.db, version),
-        card_html=render_card(version.card_text),
+        card_html=render_card(version.card_text, top_level=3),
         card_rows=front_matter_rows(version.card_data),
-        access=decision("version:download", version),
+        access=access,
+        steps=steps,
+        waiting=only_waiting(steps),
         card_bases=named_models(g.db, as_names((version.card_data or {}).get("base_model"))),
     )
 

@@ -7,6 +7,7 @@ URL schemes, in case a renderer change ever lets something through.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import nh3
@@ -52,8 +53,21 @@ def card_body(card_text: str) -> str:
     return split[1] if split is not None else (card_text or "")
 
 
-def render_card(card_text: str) -> Markup:
-    return sanitise_html(_markdown.render(card_body(card_text)))
+def render_card(card_text: str, *, top_level: int = 2) -> Markup:
+    """The card's Markdown as safe HTML for a page section: its headings start at
+    ``top_level`` (a card's ``# Title`` sits under the page's own h1), and wide code blocks
+    and tables scroll in regions reachable from the keyboard."""
+    html = str(sanitise_html(_markdown.render(card_body(card_text))))
+    shift = max(0, top_level - 1)
+    if shift:
+        html = _HEADING.sub(lambda m: f"<{m[1]}h{min(6, int(m[2]) + shift)}", html)
+    html = html.replace("<pre>", '<pre tabindex="0">')
+    html = html.replace("<table>", '<div class="table-wrap" tabindex="0"><table>')
+    html = html.replace("</table>", "</table></div>")
+    return Markup(html)  # noqa: S704 - sanitised above; only fixed attributes were added
+
+
+_HEADING = re.compile(r"<(/?)h([1-6])(?=[\s>])")
 
 
 def front_matter_rows(card_data: dict[str, Any] | None) -> list[tuple[str, Any]]:

@@ -30,6 +30,13 @@ APPLICATION_FIELDS = (
 EXPIRY_WARNING = dt.timedelta(days=60)
 
 
+# The training form's fields as its labels say them (for problems that name another field).
+TRAINING_LABELS = {
+    "verification_url": "Verification link",
+    "completed_on": "Completion date",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class CredentialSummary:
     """A user's credential evidence, newest first, with what expires soon."""
@@ -140,7 +147,8 @@ def submit_training() -> Page:
         )
     except RegistryError as error:
         values = form_values("kind", "completed_on", "verification_url")
-        return _render_trainings(errors=form_errors(error), values=values), error.status
+        errors = form_errors(error, labels=TRAINING_LABELS)
+        return _render_trainings(errors=errors, values=values), error.status
     flash("Your training was submitted for review.", "success")
     return redirect(url_for("web.trainings_page"))
 

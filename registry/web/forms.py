@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +26,16 @@ class FormErrors:
         return self.fields.get(name, "")
 
 
-def form_errors(error: RegistryError, *, aliases: dict[str, str] | None = None) -> FormErrors:
-    """Problems from a service (``{field, problem}`` or ``{path, reason}``) per form field."""
+def form_errors(
+    error: RegistryError,
+    *,
+    aliases: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> FormErrors:
+    """Problems from a service (``{field, problem}`` or ``{path, reason}``) per form field,
+    each said in one voice (see ``beside_field``); ``labels`` names fields in plain words."""
     aliases = aliases or {}
+    labels = labels or {}
     fields: dict[str, str] = {}
     unplaced: list[str] = []
     for problem in error.details.get("problems") or []:
@@ -38,8 +46,7 @@ def form_errors(error: RegistryError, *, aliases: dict[str, str] | None = None) 
         text = str(problem.get("problem") or problem.get("reason") or problem.get("message") or "")
         name = aliases.get(name, name)
         if name:
-            label = name.replace("_", " ")
-            sentence = text if text[:1].isupper() else f"{label.capitalize()} {text}"
+            sentence = beside_field(text, labels)
             fields[name] = f"{fields[name]} {sentence}" if name in fields else sentence
         else:
             unplaced.append(text)
@@ -48,6 +55,23 @@ def form_errors(error: RegistryError, *, aliases: dict[str, str] | None = None) 
     else:
         summary = " ".join(unplaced) if unplaced else error.message
     return FormErrors(summary, fields)
+
+
+def beside_field(text: str, labels: dict[str, str] | None = None) -> str:
+    """A service's problem as a sentence shown under its field: the field is named by its
+    label just above, so the sentence says what to do ("This is required.", "Tick this box
+    to continue."), and other fields it mentions are named by their labels too."""
+    text = text.strip()
+    if text == "is required":
+        return "This is required."
+    if text.startswith("must be checked"):
+        return "Tick this box to continue."
+    for name, label in (labels or {}).items():
+        text = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w])", label.lower(), text)
+    if text.startswith(("is ", "must ", "are ")):
+        text = f"This {text}"
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
 def text_field(name: str, limit: int = 10_000) -> str:

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
-from flask import Response, g, render_template, request
+from flask import Response, flash, g, redirect, render_template
 
 from registry.access.seam import current_principal, requires
 from registry.accounts import institutions
 from registry.context import current_registry
 from registry.errors import RegistryError
 from registry.models.accounts import ROLES
+from registry.queues import listing
 from registry.web.admin import _done, _failed, admin_tabs
 from registry.web.blueprint import bp
 from registry.web.forms import checked, text_field
+from registry.web.queues import back_to, page_query
 
 
 @bp.get("/admin/users")
 @requires("admin:manage")
 def admin_users() -> str:
-    query = request.args.get("q", "").strip()[:200]
+    query = page_query(listing.USER_STATUSES, default="all")
     return render_template(
         "admin/users.html",
         tabs=admin_tabs(),
-        users=institutions.search_users(g.db, query, limit=200),
+        page=listing.users(g.db, query),
+        query=query,
+        statuses=listing.USER_STATUSES,
         institutions=institutions.list_institutions(g.db),
         roles=ROLES,
-        q=query,
     )
+
+
+def _saved(message: str) -> Response:
+    flash(message, "success")
+    return redirect(back_to("web.admin_users"))
+
+
+def _not_saved(error: RegistryError) -> Response:
+    g.db.rollback()
+    flash(error.message, "error")
+    return redirect(back_to("web.admin_users"))
 
 
 @bp.post("/admin/users/<int:user_id>/membership")
@@ -45,7 +59,7 @@ def set_membership(user_id: int) -> Response:
                     actor=current_principal().user,
                     now=registry.now(),
                 )
-            return _done(f"{user.email} belongs to no institution now.", "web.admin_users")
+            return _saved(f"{user.email} belongs to no institution now.")
         institution = institutions.get_institution(g.db, slug)
         institutions.set_membership(
             g.db,
@@ -56,9 +70,9 @@ def set_membership(user_id: int) -> Response:
             now=registry.now(),
         )
     except RegistryError as error:
-        return _failed(error, "web.admin_users")
+        return _not_saved(error)
     role = user.membership.role if user.membership else ""
-    return _done(f"{user.email} is now {role} at {slug}.", "web.admin_users")
+    return _saved(f"{user.email} is now {role} at {slug}.")
 
 
 @bp.post("/admin/users/<int:user_id>/flags")
@@ -75,8 +89,8 @@ def set_user_flags(user_id: int) -> Response:
             now=current_registry().now(),
         )
     except RegistryError as error:
-        return _failed(error, "web.admin_users")
-    return _done(f"Saved {user.email}.", "web.admin_users")
+        return _not_saved(error)
+    return _saved(f"Saved {user.email}.")
 
 
 @bp.get("/admin/institutions")

@@ -13,6 +13,7 @@ from registry.web import (  # noqa: F401
     notifications,
     outbox,
     people,
+    queues,
     requests,
     upload,
     webhooks,

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from flask import Flask, g, url_for
+from markupsafe import Markup, escape
 
 from registry.context import current_registry
 from registry.web.permissions import can, safe_fix_url
@@ -69,13 +70,37 @@ def asset(filename: str) -> str:
     return url_for("web.static", filename=filename)
 
 
+def path_breaks(path: str) -> Markup:
+    """A file path that a narrow screen wraps after a ``/``, not in the middle of a name."""
+    return Markup("/<wbr>").join(escape(part) for part in str(path).split("/"))
+
+
+def training_title(kind: str) -> str:
+    """A training as the policy names it (``citi-dsor`` → "CITI Data or Specimens …")."""
+    spec = current_registry().policy.policies.trainings.get(kind)
+    return spec.title if spec is not None else kind
+
+
+def dua_title(dua_id: str | None) -> str:
+    """A DUA as the policy names it, with its version."""
+    spec = current_registry().policy.policies.duas.get(dua_id or "")
+    return spec.title if spec is not None else (dua_id or "")
+
+
 def policy_duas() -> list[Any]:
     return current_registry().policy.duas()
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        filesize=filesize, when=when, day=day, card_value=card_value, field_label=field_label
+        filesize=filesize,
+        when=when,
+        day=day,
+        card_value=card_value,
+        field_label=field_label,
+        training_title=training_title,
+        dua_title=dua_title,
+        path_breaks=path_breaks,
     )
     app.jinja_env.globals.update(
         viewer=viewer, can=can, asset=asset, safe_fix_url=safe_fix_url, policy_duas=policy_duas

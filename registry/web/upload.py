@@ -98,7 +98,7 @@ def upload_version(version_id: int) -> str:
         version=version,
         model=version.model,
         files=repos.version_files(g.db, version),
-        card_html=render_card(version.card_text),
+        card_html=render_card(version.card_text, top_level=3),
         card_rows=front_matter_rows(version.card_data),
         model_url=url_for(
             "web.model_page", namespace=version.model.namespace, name=version.model.name

@@ -138,6 +138,8 @@ EXPECTED: dict[str, Expected] = {
 
 # Bodies for write routes that need one before they can name their resource (others get {}).
 BODIES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    # A real item, and a rejection without its reason: authorized item by item, then refused.
+    "v1.decide_access_requests": lambda w: {"ids": [w.ids["request"]], "decision": "reject"},
     "v1.open_upload": lambda w: {
         "repo": f"{OWNER}/{w.models['open']}",
         "files": [{"path": FILE, "size": 2, "sha256": "0" * 64}],

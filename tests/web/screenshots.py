@@ -192,6 +192,7 @@ def build_registry(workdir: Path):  # type: ignore[no-untyped-def]
                  "research_summary": summary},
                 now=now,
             )  # fmt: skip
+        db.commit()  # publish_folder writes in its own session (SQLite allows one writer)
         for spec in MODELS:
             folder = workdir / spec["repo"].replace("/", "__")
             shutil.copytree(tiny, folder)

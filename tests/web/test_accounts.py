@@ -15,8 +15,8 @@ def test_register_shows_each_problem_beside_its_field_then_logs_in(client):
     )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert re.search(r'id="email-error">Email is not a valid email address', page)
-    assert re.search(r'id="password-error">Password must be at least 10 characters', page)
+    assert re.search(r'id="email-error">This is not a valid email address', page)
+    assert re.search(r'id="password-error">This must be at least 10 characters', page)
     assert 'id="accept_terms-error"' in page
     assert 'value="not-an-email"' in page  # what the user typed stays in the form
 

@@ -35,7 +35,7 @@ def test_model_page_shows_card_table_files_versions_and_open_access(client, open
     # Front matter as a table, not as Markdown text.
     assert '<th scope="row">Intended use</th>' in page
     assert "---" not in page.split('class="card-body"')[1].split("</section>")[0]
-    assert "<h1>Tiny phantom (demo)</h1>" in page
+    assert "<h3>Tiny phantom (demo)</h3>" in page  # the card sits under "Model card" (h2)
     assert "unet/diffusion_pytorch_model.safetensors" in page
     assert open_model.commit[:10] in page
     assert 'data-access="allowed"' in page

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fixtures.mail import mailed_link
-from tests.web.pages import access_box, log_in, register
+from tests.web.pages import access_box, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -21,12 +21,26 @@ CERTIFICATE = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 
 def test_researcher_gets_credentialed_and_downloads(
     page, new_page, page_events, tmp_path, gated_model, admin_account, tiny_model_dir, registry
 ):
-    register(page, "rita@hospital.example", "correct-horse-battery", "Rita Researcher")
-
-    # The access box says exactly what is missing, each with a link to fix it.
+    # Rita starts on the model page: a checklist of every step, the first one linked as next.
     page.goto("/models/demo/gated")
     box = access_box(page)
+    steps = box.locator("li[data-requirement]")
+    expect(steps.first).to_have_attribute("data-requirement", "authenticated")
+    expect(box.locator("li.step-next")).to_have_attribute("data-requirement", "authenticated")
+    expect(box.locator("li[data-state='todo']")).to_have_count(steps.count())
+    expect(box).to_contain_text("Complete the CITI Data or Specimens Only Research training")
+    box.get_by_role("link", name="register").click()
+    page.get_by_label("Display name").fill("Rita Researcher")
+    page.get_by_label("Email").fill("rita@hospital.example")
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_label(re.compile("I have read and accept")).check()
+    page.get_by_role("button", name="Create account").click()
+    # Registration returns to the model page it started from.
+    expect(page).to_have_url(re.compile(r"/models/demo/gated$"))
+
+    # The access box says exactly what is missing, each with a link to fix it.
     expect(box).to_have_attribute("data-access", "denied")
+    expect(box.locator("li.step-next")).to_have_attribute("data-requirement", "email-verified")
     expect(box).to_contain_text("Email address rita@hospital.example not verified")
     # Rita opens the link the registry mailed her (the .eml outbox, without an SMTP server).
     page.goto(mailed_link(registry, "rita@hospital.example", "/account/verify/"))
@@ -36,7 +50,8 @@ def test_researcher_gets_credentialed_and_downloads(
     expect(box).not_to_contain_text("not verified")
     expect(box).to_contain_text("Not a credentialed researcher")
     expect(box).to_contain_text("CITI Data or Specimens Only Research training not on file")
-    expect(box).to_contain_text("DUA physionet-credentialed-1.5.0 not signed")
+    expect(box).to_contain_text("PhysioNet Credentialed Health Data Use Agreement 1.5.0 not signed")
+    expect(box).not_to_contain_text("physionet-credentialed-1.5.0")  # titles, not ids
     expect(page.locator("table.data a[href*='/resolve/']")).to_have_count(0)
 
     box.locator("li[data-requirement='credentialed'] a").click()
@@ -74,6 +89,19 @@ def test_researcher_gets_credentialed_and_downloads(
 
     page.goto("/models/demo/gated")
     expect(access_box(page)).to_contain_text("awaiting review")
+    # Rita has done her part: the box turns amber, "waiting for review", not red.
+    expect(box).to_have_attribute("data-access", "waiting")
+    expect(box.get_by_role("heading", name="Waiting for review")).to_be_visible()
+    expect(box.locator("li[data-requirement='credentialed']")).to_have_attribute(
+        "data-state", "waiting"
+    )
+    expect(box.locator("li[data-requirement='dua-signed']")).to_have_attribute("data-state", "done")
+    expect(box.locator("li[data-requirement='dua-signed'] .step-mark")).to_have_text("✓")
+    expect(box.locator("li[data-state='todo']")).to_have_count(0)
+    assert box.evaluate("el => getComputedStyle(el).backgroundColor") != box.evaluate(
+        "() => { const d = document.createElement('div'); d.className = 'access-box denied';"
+        " document.body.append(d); return getComputedStyle(d).backgroundColor; }"
+    )
 
     # A registry admin accepts the application and the training (after viewing it).
     admin = new_page()

@@ -69,7 +69,8 @@ def test_model_card_with_scripts_handlers_and_javascript_links_is_inert(
 
     page.goto("/models/demo/evil")
     card = page.locator(".card-body")
-    expect(card.get_by_role("heading", level=1)).to_contain_text("Evil card <script>")
+    # The card's "#" heading sits under the page's "Model card" (h2).
+    expect(card.get_by_role("heading", level=3)).to_contain_text("Evil card <script>")
     expect(card).to_contain_text("Raw HTML: <img")
     # Links with javascript: URLs are left as text, not made clickable.
     expect(card.get_by_role("link")).to_have_count(0)

@@ -10,6 +10,7 @@ from registry.api.v1 import (  # noqa: F401
     models,
     notifications,
     outbox,
+    queues,
     signing,
     system,
     uploads,

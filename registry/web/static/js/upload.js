@@ -2,9 +2,11 @@
 // the JSON API (with the session cookie and the CSRF header), send each file in chunks with
 // Content-Range, and commit. The session id and the files' hashes stay in localStorage, so
 // after a reload the user re-picks the folder and the upload continues where the server
-// says (HEAD) it stopped.
+// says (HEAD) it stopped. Checksums are computed in Web Workers (hash-wasm) as soon as
+// files are picked, while the publisher fills in the card; the form's values are kept in
+// localStorage too, so a reload mid-upload brings the whole form back.
 
-import { sha256File } from "./sha256.js";
+import { HashPool } from "./hashing.js";
 
 const form = document.getElementById("upload-form");
 const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
@@ -12,11 +14,18 @@ const storageKey = `registry-upload:${form.dataset.user}`;
 const chunkSize = Number(form.dataset.chunkSize) || 16 * 1024 * 1024;
 const PARALLEL_FILES = 3;
 const RETRIES = 4;
+const formKey = `registry-upload-form:${form.dataset.user}`;
+const hashPool = new HashPool(form.dataset.hashWorker);
 
 const $ = (id) => document.getElementById(id);
 const els = {
   folder: $("folder"),
   files: $("files"),
+  filesFolder: $("files-folder"),
+  clearFiles: $("clear-files"),
+  hashBar: $("hash-progress"),
+  hashLabel: $("hash-label"),
+  summary: $("error-summary"),
   list: $("file-list"),
   total: $("total-progress"),
   totalLabel: $("total-label"),
@@ -31,6 +40,8 @@ const els = {
 };
 
 let picked = []; // [{path, file}]
+const hashes = new Map(); // path\0size\0lastModified -> Promise of the sha256
+const hashed = new Map(); // same key -> bytes read so far (for the checksum bar)
 let session = null; // the API's session answer
 let rows = new Map(); // path -> {row, bar, label, problem, size, sent}
 let busy = false;
@@ -99,24 +110,93 @@ function forget() {
 // ---------------------------------------------------------------------------------------
 // Picking files
 
-function relativePath(file) {
-  const rel = file.webkitRelativePath || file.name;
-  // A folder pick includes the folder's own name first; the version starts inside it.
-  return file.webkitRelativePath ? rel.split("/").slice(1).join("/") : rel;
+function relativePath(file, folder = "") {
+  if (file.webkitRelativePath) {
+    // A folder pick includes the folder's own name first; the version starts inside it.
+    return file.webkitRelativePath.split("/").slice(1).join("/");
+  }
+  const prefix = folder.trim().replace(/^\/+|\/+$/g, "");
+  return prefix ? `${prefix}/${file.name}` : file.name;
 }
 
 function isHidden(path) {
   return path.split("/").some((part) => part.startsWith("."));
 }
 
-async function onPick(fileList) {
-  const all = Array.from(fileList).map((file) => ({ path: relativePath(file), file }));
+function hashKey(path, file) {
+  return `${path}\u0000${file.size}\u0000${file.lastModified}`;
+}
+
+// Hashing starts at once, in the workers, while the publisher completes the form.
+function startHashing() {
+  for (const { path, file } of picked) {
+    const key = hashKey(path, file);
+    if (hashes.has(key)) continue;
+    hashed.set(key, 0);
+    const promise = hashPool.hash(file, (done) => {
+      hashed.set(key, done);
+      updateHashBar();
+    });
+    promise.then(() => {
+      hashed.set(key, file.size);
+      setFileProgress(path, rows.get(path) ? rows.get(path).sent : 0, "checksum ready");
+      updateHashBar();
+    }, () => hashes.delete(key));
+    hashes.set(key, promise);
+  }
+  updateHashBar();
+}
+
+function updateHashBar() {
+  let size = 0;
+  let done = 0;
+  for (const { path, file } of picked) {
+    size += file.size;
+    done += hashed.get(hashKey(path, file)) || 0;
+  }
+  els.hashBar.max = Math.max(size, 1);
+  els.hashBar.value = done;
+  const complete = picked.length > 0 && done >= size;
+  els.hashLabel.textContent = picked.length
+    ? complete
+      ? `all ${picked.length} ready`
+      : `${humanSize(done)} of ${humanSize(size)} (${size ? Math.floor((done / size) * 100) : 0}%)`
+    : "";
+  form.dataset.hashed = complete ? "true" : "false";
+}
+
+async function onPick(fileList, { folder = null } = {}) {
+  const fromFolder = folder === null;
+  const all = Array.from(fileList).map((file) => ({ path: relativePath(file, folder || ""), file }));
   const readme = all.find((f) => f.path === "README.md");
-  picked = all.filter((f) => f.path && !isHidden(f.path) && f.path !== "README.md");
+  const chosen = all.filter((f) => f.path && !isHidden(f.path) && f.path !== "README.md");
+  clearProblems();
+  if (fromFolder) {
+    picked = chosen;
+  } else {
+    // Files added folder by folder: each keeps the path it was given, and none may collide.
+    const taken = new Set(picked.map((f) => f.path));
+    const twice = chosen.filter((f) => taken.has(f.path)).map((f) => f.path);
+    if (twice.length) {
+      setStatus(
+        `${twice.join(", ")} ${twice.length === 1 ? "is" : "are"} already in the list. A diffusers model has a ` +
+          "config.json in each folder: type the folder (unet, vae, …) in “Into folder” before adding its files, " +
+          "or choose the whole model folder above.",
+        "error",
+      );
+      els.files.value = "";
+      return;
+    }
+    picked = picked.concat(chosen);
+    els.files.value = "";
+  }
   picked.sort((a, b) => a.path.localeCompare(b.path));
   renderList();
-  clearProblems();
+  startHashing();
   if (readme) await fillCardFrom(readme.file);
+  if (!fromFolder && !picked.some((f) => f.path === "model_index.json")) {
+    setStatus("Added. A diffusers model also needs model_index.json at the top (leave “Into folder” empty for it).", "info");
+  }
   const resuming = remembered();
   if (resuming && !busy) {
     await resume(resuming);
@@ -128,9 +208,11 @@ async function onPick(fileList) {
 function renderList() {
   els.list.replaceChildren();
   rows = new Map();
-  for (const { path, file } of picked) {
+  for (const [index, { path, file }] of picked.entries()) {
     const li = document.createElement("li");
     li.dataset.path = path;
+    li.id = `file-${index}`;
+    li.tabIndex = -1;
     const name = document.createElement("span");
     name.className = "path";
     name.textContent = path;
@@ -242,6 +324,7 @@ async function fillCardFrom(file) {
 // Problems beside files and fields
 
 function clearProblems() {
+  hideSummary();
   els.problems.replaceChildren();
   els.problems.hidden = true;
   for (const row of rows.values()) {
@@ -273,10 +356,48 @@ function showFieldProblem(input, text) {
   input.setAttribute("aria-describedby", span.id);
 }
 
+function hideSummary() {
+  els.summary.hidden = true;
+  const list = els.summary.querySelector("ul");
+  if (list) list.remove();
+}
+
+// The error summary at the top of the form: every problem, each linking to its field or
+// file, and it takes the focus so that a keyboard or screen-reader user lands on it.
+function showSummary(entries) {
+  const list = document.createElement("ul");
+  for (const { text, target } of entries) {
+    const li = document.createElement("li");
+    if (target && target.id) {
+      const link = document.createElement("a");
+      link.href = `#${target.id}`;
+      link.textContent = text;
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        target.scrollIntoView({ block: "center" });
+        target.focus();
+      });
+      li.append(link);
+    } else {
+      li.textContent = text;
+    }
+    list.append(li);
+  }
+  hideSummary();
+  els.summary.append(list);
+  els.summary.hidden = false;
+  els.summary.focus();
+}
+
+function labelOf(input) {
+  const label = input.id ? form.querySelector(`label[for="${input.id}"]`) : null;
+  return label ? label.firstChild.textContent.trim() : "";
+}
+
 function showProblems(error) {
   const problems = error.data.problems || [];
+  const entries = [];
   const general = [];
-  let firstInput = null;
   for (const problem of problems) {
     const path = problem.path || problem.field || "";
     const reason = problem.reason || problem.problem || String(problem);
@@ -285,17 +406,24 @@ function showProblems(error) {
       row.problem.textContent = reason;
       row.problem.hidden = false;
       row.li.classList.add("failed");
+      entries.push({ text: `${path}: ${reason}`, target: row.li });
       continue;
     }
     const input = path === "README.md" || !path ? fieldFor(reason) : form.elements[path] || null;
     if (input && input.closest) {
       showFieldProblem(input, reason);
-      firstInput = firstInput || input;
+      const label = labelOf(input);
+      entries.push({ text: label ? `${label}: ${reason}` : reason, target: input });
     } else {
-      general.push(path && path !== "(version)" ? `${path}: ${reason}` : reason);
+      const text = path && path !== "(version)" ? `${path}: ${reason}` : reason;
+      general.push(text);
+      entries.push({ text, target: null });
     }
   }
-  if (!problems.length) general.push(error.message);
+  if (!problems.length) {
+    general.push(error.message);
+    entries.push({ text: error.message, target: null });
+  }
   if (general.length) {
     const list = document.createElement("ul");
     for (const text of general) {
@@ -307,10 +435,10 @@ function showProblems(error) {
     els.problems.hidden = false;
   }
   setStatus(
-    problems.length ? `The registry found ${problems.length} problem(s); see the marks below.` : error.message,
+    problems.length ? `The registry found ${problems.length} problem(s); see the list at the top.` : error.message,
     "error",
   );
-  if (firstInput) firstInput.focus();
+  showSummary(entries);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,17 +446,22 @@ function showProblems(error) {
 
 async function hashAll(known = new Map()) {
   const out = [];
-  let index = 0;
   for (const { path, file } of picked) {
-    index += 1;
-    const key = `${path}\u0000${file.size}\u0000${file.lastModified}`;
-    let sha256 = known.get(key);
-    if (!sha256) {
-      setStatus(`Computing checksums: ${index} of ${picked.length} (${path})`);
-      setFileProgress(path, 0, "hashing");
-      sha256 = await sha256File(file, (done) => setFileProgress(path, 0, `hashing ${Math.floor((done / Math.max(file.size, 1)) * 100)}%`));
-      setFileProgress(path, 0, "waiting");
+    const key = hashKey(path, file);
+    if (known.has(key) && !hashes.has(key)) {
+      hashes.set(key, Promise.resolve(known.get(key)));
+      hashed.set(key, file.size);
     }
+  }
+  startHashing();
+  let waiting = 0;
+  for (const { path, file } of picked) {
+    const key = hashKey(path, file);
+    if ((hashed.get(key) || 0) < file.size) waiting += 1;
+  }
+  if (waiting) setStatus(`Finishing the checksums of ${waiting} file(s)…`);
+  for (const { path, file } of picked) {
+    const sha256 = await hashes.get(hashKey(path, file));
     out.push({ path, size: file.size, sha256, lastModified: file.lastModified });
   }
   return out;
@@ -500,6 +633,7 @@ async function commit() {
     throw new ApiError(data, response.status);
   }
   forget();
+  forgetForm();
   const version = data.version;
   const where = data.state === "published" ? "It is published." : "It is now waiting for a registry administrator's review.";
   setStatus(`Upload complete: ${session.repo} version #${version.id}. ${where}`, "success");
@@ -516,6 +650,54 @@ function failed(error) {
     setStatus(error.message, "error");
   }
   els.submit.disabled = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// The form's own values survive a reload (the files must be picked again: browsers never
+// keep them).
+
+function formControls() {
+  return Array.from(form.querySelectorAll("input, select, textarea")).filter(
+    (el) => el.type !== "file" && el.type !== "hidden" && !el.readOnly && (el.id || el.name),
+  );
+}
+
+function saveForm() {
+  const values = {};
+  for (const el of formControls()) {
+    if (el.type === "radio") {
+      if (el.checked) values[`radio:${el.name}`] = el.value;
+    } else if (el.type === "checkbox") {
+      values[el.id || el.name] = el.checked;
+    } else {
+      values[el.id || el.name] = el.value;
+    }
+  }
+  localStorage.setItem(formKey, JSON.stringify(values));
+}
+
+function restoreForm() {
+  let values = null;
+  try {
+    values = JSON.parse(localStorage.getItem(formKey) || "null");
+  } catch {
+    values = null;
+  }
+  if (!values) return false;
+  for (const el of formControls()) {
+    if (el.type === "radio") {
+      if (values[`radio:${el.name}`] !== undefined) el.checked = values[`radio:${el.name}`] === el.value;
+    } else if (el.type === "checkbox") {
+      if (values[el.id || el.name] !== undefined) el.checked = !!values[el.id || el.name];
+    } else if (values[el.id || el.name] !== undefined) {
+      el.value = values[el.id || el.name];
+    }
+  }
+  return true;
+}
+
+function forgetForm() {
+  localStorage.removeItem(formKey);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -631,9 +813,24 @@ $("tier-keep-form").addEventListener("click", () => {
 });
 
 els.folder.addEventListener("change", () => onPick(els.folder.files));
-els.files.addEventListener("change", () => onPick(els.files.files));
+els.files.addEventListener("change", () => onPick(els.files.files, { folder: els.filesFolder.value }));
+els.clearFiles.addEventListener("click", () => {
+  picked = [];
+  renderList();
+  updateHashBar();
+  els.submit.disabled = true;
+});
+if (!("webkitdirectory" in HTMLInputElement.prototype) || /Android|iPhone|iPad|iPod/i.test(navigator.userAgent)) {
+  // Most phones cannot pick a folder: the folder-by-folder path is the way here.
+  $("folder-field").hidden = true;
+  $("no-folder").hidden = false;
+  $("add-files").open = true;
+}
 form.addEventListener("submit", start);
 form.addEventListener("input", refreshPreview);
+form.addEventListener("input", saveForm);
+form.addEventListener("change", saveForm);
+if (restoreForm()) form.dataset.restored = "true";
 for (const radio of form.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", syncMode);
 for (const select of form.querySelectorAll('select[name="tier"], select[name="dua"], select[name="repo"]')) {
   select.addEventListener("change", syncTier);

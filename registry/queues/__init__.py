@@ -1,0 +1,1 @@
+"""Review queues: paged, sorted and searched listings, and decisions on many items at once."""

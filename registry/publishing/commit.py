@@ -13,7 +13,7 @@ from registry.audit.services import record_event
 from registry.db import commit_early
 from registry.errors import Conflict, ValidationFailed
 from registry.models import File, UploadFile, UploadSession, User, Version
-from registry.publishing import institution_keys
+from registry.publishing import evaluation_policy, institution_keys
 from registry.publishing.chunks import finalize_file, received
 from registry.publishing.locks import serialize_writes
 from registry.publishing.manifest import manifest_time
@@ -72,6 +72,7 @@ def commit_session(
     if signed:
         _check_signature(db, upload, version, rows, publisher_signature, publisher_key_id)
     card, problems = validate_version(_entries(blobs, rows), max_file_size=max_file_size)
+    problems += evaluation_policy.commit_problems(version.model.tier, card) if card else []
     if problems:
         _refuse(db, blobs, upload, version, problems, actor=actor, now=now)
     card_text = _card_text(blobs, rows)

@@ -19,6 +19,7 @@ from registry.publishing import review, signing, withdrawal
 from registry.repos import services as repos
 from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
+from registry.web.evaluation_view import evaluation_view
 from registry.web.forms import text_field
 from registry.web.permissions import can
 
@@ -251,6 +252,7 @@ def admin_review(version_id: int) -> str:
         files=repos.version_files(g.db, version),
         card_html=render_card(version.card_text),
         card_rows=front_matter_rows(version.card_data),
+        evaluation=evaluation_view(version.card_data),
     )
 
 

@@ -11,6 +11,7 @@ from registry.repos import services as repos
 from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.catalog import BrowseFilters, as_names, browse, named_models
+from registry.web.evaluation_view import evaluation_view
 from registry.web.permissions import can, decision
 
 PAGE_SIZE = 20
@@ -56,6 +57,7 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
         files=repos.version_files(g.db, version),
         card_html=render_card(version.card_text),
         card_rows=front_matter_rows(version.card_data),
+        evaluation=evaluation_view(version.card_data),
         access=decision("version:download", version),
         card_bases=named_models(g.db, as_names((version.card_data or {}).get("base_model"))),
     )

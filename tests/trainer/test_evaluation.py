@@ -11,11 +11,11 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from trainer.cli import main
 from trainer.evaluate import evaluate
+from trainer.evaluation.calibration import memorising_copy, phantom_painter
 from trainer.evaluation.diversity import mean_pairwise_ms_ssim
 from trainer.evaluation.pixels import gray_array
 from trainer.evaluation.sampler import open_sampler
@@ -23,9 +23,8 @@ from trainer.evaluation.stats import auroc, macro_auroc
 from trainer.evaluation.studies import StudyOptions, run_studies
 from trainer.evaluation.utility import patient_of, run_utility_study, split_by_patient
 from trainer.export import export_run
-from trainer.images import load_xray, xray_to_tensor
 from trainer.manifest import read_manifest
-from trainer.phantoms import Finding, generate_phantoms, render_phantom
+from trainer.phantoms import generate_phantoms
 from trainer.training import fit
 
 
@@ -40,18 +39,6 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def utility_phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_phantoms(tmp_path_factory.mktemp("utility"), 160, size=32, seed=5)
-
-
-def phantom_painter(manifest: Path, seed: int = 1):
-    """A generator that draws the finding each report names (the phantom renderer itself):
-    what a model that learnt the phantoms would produce, fresh images, no copies."""
-    labels = {r.text: r.labels for r in read_manifest(manifest).records}
-    rng = np.random.default_rng(seed)
-
-    def paint(prompts: list[str], offset: int = 0) -> list[Image.Image]:
-        return [Image.fromarray(render_phantom(Finding(**labels[p]), 32, rng)) for p in prompts]
-
-    return paint
 
 
 def test_synthetic_images_that_draw_the_findings_beat_few_real_beyond_the_interval(
@@ -106,26 +93,6 @@ def test_images_are_padded_to_square_not_squashed() -> None:
     pixels = gray_array(tall, 32)
     assert pixels[:, :8].max() == 0 and pixels[:, 24:].max() == 0  # black borders either side
     assert pixels[:, 8:24].min() == 1.0
-
-
-def memorising_copy(base: Path, image: Path, out: Path, steps: int = 300) -> Path:
-    """The tiny base with its VAE decoder fine-tuned to reproduce one training image from
-    any latent: every sample it draws is that patient's image."""
-    pipeline = StableDiffusionPipeline.from_pretrained(base)
-    target = xray_to_tensor(load_xray(image), 32)[None]
-    vae = pipeline.vae
-    optimizer = torch.optim.Adam(vae.decoder.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    side = 32 // pipeline.vae_scale_factor
-    for _ in range(steps):
-        latents = torch.randn(2, 4, side, side, generator=generator) * 3
-        decoded = vae.decode(latents / vae.config.scaling_factor).sample
-        loss = ((decoded - target) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    pipeline.save_pretrained(out)
-    return out
 
 
 def test_a_memorising_model_is_flagged_and_a_normal_one_passes(

@@ -167,6 +167,11 @@ def fit_command(config_path: Path | None, **flags: object) -> None:
 @click.option("--license", "license_id", default="other", show_default=True)
 @click.option("--adapter", is_flag=True, help="LoRA runs: also ship the adapter alone.")
 @click.option("--sample-steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--privacy-pairs",
+    is_flag=True,
+    help="Also publish privacy-pairs.png (it shows training images: only if you approve).",
+)
 @_inference_options
 def export_command(
     run_dir: Path,
@@ -177,6 +182,7 @@ def export_command(
     license_id: str,
     adapter: bool,
     sample_steps: int,
+    privacy_pairs: bool,
     device: str,
     dtype: str,
 ) -> None:
@@ -194,6 +200,7 @@ def export_command(
         sample_steps=sample_steps,
         device=device,
         dtype=dtype,
+        include_privacy_pairs=privacy_pairs,
     )
     click.echo(f"exported to {path}; next: registry-client push {path} NS/NAME")
 
@@ -328,15 +335,7 @@ def evaluate_command(
         )
         click.echo(format_sections(sections))
         return
-    report = evaluate(
-        model,
-        per_group=per_finding,
-        seed=seed,
-        out_dir=out_dir,
-        **{k: v for k, v in sampling.items() if k != "steps" and k != "guidance_scale"},
-        steps=steps,
-        guidance_scale=guidance,
-    )
+    report = evaluate(model, per_group=per_finding, seed=seed, out_dir=out_dir, **sampling)
     if report is None:
         from trainer.evaluate import PHANTOM_READER_SKIPPED
 

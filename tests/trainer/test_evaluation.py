@@ -171,6 +171,12 @@ def test_cli_writes_every_section_into_evaluation_json_and_the_card(
     assert card["evaluation"]["privacy"]["sample_sizes"]["generated"] == 4
     assert card["evaluation"]["utility"]["method"].startswith("logistic regression")
     assert not (out / "privacy-pairs.png").exists()  # the training images stay at home
+    approved = export_run(run, tmp_path / "approved", sample_steps=1, device="cpu",
+                          include_privacy_pairs=True)  # fmt: skip
+    assert (approved / "privacy-pairs.png").is_file()
+    from registry.publishing.validation import validate_folder
+
+    assert validate_folder(approved)[1] == []
 
 
 def test_the_phantom_reader_is_skipped_for_a_model_not_trained_on_phantoms(

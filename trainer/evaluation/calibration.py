@@ -34,7 +34,7 @@ def phantom_painter(manifest: Path, *, size: int = 32, seed: int = 1):
 
 
 def memorising_copy(
-    base: Path, image: Path, out: Path, *, resolution: int = 32, steps: int = 300
+    base: Path, image: Path, out: Path, *, resolution: int = 32, steps: int = 500, batch: int = 1
 ) -> Path:
     """``base`` with its VAE decoder fine-tuned to reproduce ``image`` from any latent, saved
     to ``out``: every sample it draws is that training image (a deliberate memoriser)."""
@@ -48,7 +48,10 @@ def memorising_copy(
     side = resolution // pipeline.vae_scale_factor
     channels = vae.config.latent_channels
     for _ in range(steps):
-        latents = torch.randn(2, channels, side, side, generator=generator) * 3
+        # Sampled latents of an untrained UNet are far from unit variance (std 5-10 after
+        # 4-20 steps): cover that range, so the copy does not depend on the sampler.
+        scale = torch.exp(torch.empty(batch, 1, 1, 1).uniform_(0.0, 3.5, generator=generator))
+        latents = torch.randn(batch, channels, side, side, generator=generator) * scale
         decoded = vae.decode(latents / vae.config.scaling_factor).sample
         loss = ((decoded - target) ** 2).mean()
         optimizer.zero_grad()

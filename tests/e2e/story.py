@@ -190,7 +190,8 @@ class Story:
         synthetic, generated = min(96, self.phantoms), min(48, self.phantoms // 2)
         self.run("registry-train", "evaluate", str(run), "--utility", "--privacy", "--data",
                  str(manifest), "--real-count", "16", "--synthetic-count", str(synthetic),
-                 "--privacy-count", str(generated), "--resamples", "500", "--steps", "15")  # fmt: skip
+                 "--privacy-count", str(generated), "--resamples", "500",
+                 "--steps", "15")  # fmt: skip
         report = json.loads((run / "evaluation.json").read_text())
         gain = report["utility"]["gain"]["real+synthetic - real"]
         arms = report["utility"]["arms"]

@@ -142,7 +142,7 @@ def test_cli_writes_every_section_into_evaluation_json_and_the_card(
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(phantom_run, run)
-    common = ["--steps", "2", "--device", "cpu", "--seed", "3"]
+    common = ["--steps", "2", "--seed", "3"]  # auto: the device the run trained on
     result = CliRunner().invoke(main, [
         "evaluate", str(run), "--utility", "--privacy", "--diversity", "--data",
         str(phantom_manifest), "--real-count", "6", "--synthetic-count", "6",
@@ -162,7 +162,9 @@ def test_cli_writes_every_section_into_evaluation_json_and_the_card(
     assert saved["utility"]["sample_sizes"]["synthetic_images"] == 6
     assert saved["utility"]["generation"]["resolution"] == 32
     fidelity = saved["fidelity"]
-    assert fidelity["feature_size"] == 32 and fidelity["generation"]["device"] == "cpu"
+    trained_on = json.loads((run / "processes" / "rank-0.json").read_text())["device"]
+    assert fidelity["generation"]["device"].split(":")[0] == trained_on.split(":")[0]
+    assert fidelity["feature_size"] == 32  # the trained resolution, not 299 or the base's 64
     sizes = fidelity["sample_sizes"]  # the manifest's validation split, up to --fid-count
     assert sizes["real"] == sizes["generated"] == 3 and "kid" in fidelity
 

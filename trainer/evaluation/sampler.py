@@ -22,11 +22,11 @@ def model_folder(model: Path) -> Path:
 
 
 def training_device(model: Path) -> str | None:
-    """The device type the run trained on (``cuda``, ``cpu``...), from its summary.json."""
-    summary = model / "summary.json"
-    if not summary.is_file():
+    """The device type the run trained on (``cuda``, ``cpu``...): rank 0's report of a fit run."""
+    rank = model / "processes" / "rank-0.json"
+    if not rank.is_file():
         return None
-    device = json.loads(summary.read_text("utf-8")).get("device")
+    device = json.loads(rank.read_text("utf-8")).get("device")
     return str(device).split(":", 1)[0] if device else None
 
 

@@ -188,3 +188,15 @@ def test_the_phantom_reader_is_skipped_for_a_model_not_trained_on_phantoms(
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["phantom_reader"].startswith("skipped")
     assert "laterality" not in saved
+
+
+def test_dataset_labels_become_multi_label_targets() -> None:
+    from trainer.evaluation.labels import PHANTOM_TARGETS, label_matrix, target_names
+
+    chexpert = [{"Effusion": 1, "Cardiomegaly": -1}, {"Effusion": 0, "Cardiomegaly": 1}, None]
+    targets = target_names(chexpert)
+    assert targets == ("Cardiomegaly", "Effusion")
+    assert label_matrix(chexpert, targets).tolist() == [[0, 1], [1, 0], [0, 0]]
+    bilateral = [{"kind": "effusion", "side": "bilateral", "size": "small"}]
+    assert target_names(bilateral) == PHANTOM_TARGETS
+    assert label_matrix(bilateral, PHANTOM_TARGETS).tolist() == [[1, 1, 0, 0, 0]]

@@ -38,28 +38,28 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def utility_phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_phantoms(tmp_path_factory.mktemp("utility"), 160, size=32, seed=5)
+    return generate_phantoms(tmp_path_factory.mktemp("utility"), 200, size=32, seed=5)
 
 
 def test_synthetic_images_that_draw_the_findings_beat_few_real_beyond_the_interval(
     utility_phantoms: Path,
 ) -> None:
     records = read_manifest(utility_phantoms).records
-    split = split_by_patient(records, real_count=12, test_fraction=0.5, seed=0)
+    split = split_by_patient(records, real_count=10, test_fraction=0.5, seed=0)
     assert not {patient_of(r) for r in split.train} & {patient_of(r) for r in split.test}
     report = run_utility_study(
-        split, phantom_painter(utility_phantoms), synthetic_count=120, seed=0, resamples=200
+        split, phantom_painter(utility_phantoms), synthetic_count=200, seed=0, resamples=200
     )
     real, mixed = report["arms"]["real"], report["arms"]["real+synthetic"]
     gain = report["gain"]["real+synthetic - real"]
     assert gain["ci95"][0] > 0, report  # the paired interval of the gain excludes zero
     assert mixed["ci95"][0] > real["ci95"][1], report  # and the arms' intervals do not overlap
     assert report["sample_sizes"] == {
-        "real_train_images": 12, "real_train_patients": 12, "synthetic_images": 120,
+        "real_train_images": 10, "real_train_patients": 10, "synthetic_images": 200,
         "test_images": len(split.test), "test_patients": len(split.test),
     }  # fmt: skip
     again = run_utility_study(
-        split, phantom_painter(utility_phantoms), synthetic_count=120, seed=0, resamples=200
+        split, phantom_painter(utility_phantoms), synthetic_count=200, seed=0, resamples=200
     )
     assert again == report  # seeded: the same figures every time
 

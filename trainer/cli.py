@@ -167,6 +167,11 @@ def fit_command(config_path: Path | None, **flags: object) -> None:
 @click.option("--license", "license_id", default="other", show_default=True)
 @click.option("--adapter", is_flag=True, help="LoRA runs: also ship the adapter alone.")
 @click.option("--sample-steps", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--privacy-pairs",
+    is_flag=True,
+    help="Also publish privacy-pairs.png (it shows training images: only if you approve).",
+)
 @_inference_options
 def export_command(
     run_dir: Path,
@@ -177,6 +182,7 @@ def export_command(
     license_id: str,
     adapter: bool,
     sample_steps: int,
+    privacy_pairs: bool,
     device: str,
     dtype: str,
 ) -> None:
@@ -194,6 +200,7 @@ def export_command(
         sample_steps=sample_steps,
         device=device,
         dtype=dtype,
+        include_privacy_pairs=privacy_pairs,
     )
     click.echo(f"exported to {path}; next: registry-client push {path} NS/NAME")
 
@@ -206,8 +213,31 @@ def export_command(
 @click.option("--resolution", type=click.IntRange(min=16), help="Default: the model's own.")
 @click.option("--seed", type=int, default=10_007, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Default: the run.")
+@click.option("--utility", is_flag=True, help="Classifier AUROC: real, real+synthetic, synthetic.")
+@click.option("--privacy", is_flag=True, help="Nearest training image of generated images.")
+@click.option("--diversity", is_flag=True, help="Pairwise MS-SSIM of one prompt vs real.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The real manifest (train split: the training set; validation: held out).",
+)
+@click.option("--real-count", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--synthetic-count", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--privacy-count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--diversity-count", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--resamples", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option(
+    "--near-copy-distance",
+    type=click.FloatRange(min=0),
+    help="Pixel RMS distance under which a generated image is a near-copy "
+    "(default: half the 5th percentile of the held-out baseline).",
+)
 @click.option("--fid-manifest", type=click.Path(exists=True, path_type=Path))
-@click.option("--feature-extractor", help="module:callable mapping (N,3,H,W) in [0,1] to (N,D).")
+@click.option(
+    "--feature-extractor",
+    help="module:callable mapping (N,3,H,W) in [0,1] to (N,D): FID/KID, and the privacy "
+    "check's feature space (default there: a PCA encoder fitted on the training images).",
+)
 @click.option("--fid-count", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @_inference_options
@@ -219,6 +249,16 @@ def evaluate_command(
     resolution: int | None,
     seed: int,
     out_dir: Path | None,
+    utility: bool,
+    privacy: bool,
+    diversity: bool,
+    data: Path | None,
+    real_count: int,
+    synthetic_count: int,
+    privacy_count: int,
+    diversity_count: int,
+    resamples: int,
+    near_copy_distance: float | None,
     fid_manifest: Path | None,
     feature_extractor: str | None,
     fid_count: int,
@@ -226,41 +266,81 @@ def evaluate_command(
     device: str,
     dtype: str,
 ) -> None:
-    """Phantom laterality accuracy (Wilson 95% CI); optionally FID on real data."""
-    from trainer.evaluate import evaluate
+    """Phantom reader accuracy (phantom models only); utility, privacy, diversity, FID/KID.
 
+    Every result is merged into evaluation.json (the run folder, or --out), which export
+    puts into the model card.
+    """
+    from trainer.evaluate import _model_folder, evaluate
+
+    out_dir = out_dir or (model if _model_folder(model) != model else None)
+    sampling = {
+        "steps": steps,
+        "guidance_scale": guidance,
+        "resolution": resolution,
+        "device": device,
+        "dtype": dtype,
+        "batch_size": batch_size,
+    }
     if fid_manifest is not None:
         if feature_extractor is None:
             raise click.UsageError("--fid-manifest needs --feature-extractor module:callable")
-        from trainer.fid import fid_for_model, load_feature_extractor
+        from trainer.evaluation.results import merge_results
+        from trainer.fid import fidelity_for_model, load_feature_extractor
 
-        folder = model / "pipeline" if (model / "pipeline").is_dir() else model
-        score = fid_for_model(
-            folder,
+        fidelity = fidelity_for_model(
+            model,
             fid_manifest,
             load_feature_extractor(feature_extractor),
+            extractor_name=feature_extractor,
             count=fid_count,
-            resolution=resolution,
-            steps=steps,
-            guidance_scale=guidance,
-            device=device,
-            dtype=dtype,
-            batch_size=batch_size,
+            **sampling,
         )
-        click.echo(f"FID ({feature_extractor}): {score:.3f}")
+        if out_dir is not None:
+            merge_results(out_dir, {"fidelity": fidelity})
+        click.echo(f"FID ({feature_extractor}): {fidelity['fid']:.3f}  KID: {fidelity['kid']:.5f}")
         return
-    report = evaluate(
-        model,
-        per_group=per_finding,
-        steps=steps,
-        guidance_scale=guidance,
-        resolution=resolution,
-        seed=seed,
-        out_dir=out_dir,
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-    )
+    if utility or privacy or diversity:
+        if data is None:
+            raise click.UsageError("--utility, --privacy and --diversity need --data MANIFEST")
+        from trainer.evaluation.report_text import format_sections
+        from trainer.evaluation.sampler import open_sampler
+        from trainer.evaluation.studies import StudyOptions, run_studies
+
+        sampler = open_sampler(model, seed=seed, **sampling)
+        options = StudyOptions(
+            real_count=real_count,
+            synthetic_count=synthetic_count,
+            resamples=resamples,
+            privacy_count=privacy_count,
+            diversity_count=diversity_count,
+            seed=seed,
+            thresholds={"pixel": near_copy_distance} if near_copy_distance is not None else {},
+        )
+        if feature_extractor is not None:
+            from trainer.fid import load_feature_extractor
+
+            options.extractor = load_feature_extractor(feature_extractor)
+            options.extractor_name = feature_extractor
+        sections = run_studies(
+            sampler,
+            data,
+            resolution=sampler.resolution,
+            utility=utility,
+            privacy=privacy,
+            diversity=diversity,
+            options=options,
+            out_dir=out_dir,
+            generation=sampler.describe(),
+        )
+        click.echo(format_sections(sections))
+        return
+    report = evaluate(model, per_group=per_finding, seed=seed, out_dir=out_dir, **sampling)
+    if report is None:
+        from trainer.evaluate import PHANTOM_READER_SKIPPED
+
+        click.echo(f"phantom reader {PHANTOM_READER_SKIPPED}")
+        return
     click.echo(report.format_table())
 
 

@@ -2,12 +2,13 @@
 
 Prompts are reports of held-out phantoms (a seed no training set uses by default); each
 generated image is read by trainer/phantom_reading.py and counted correct when it shows the
-prompted finding on the prompted side. Accuracies carry 95% Wilson intervals.
+prompted finding on the prompted side. Accuracies carry 95% Wilson intervals. The reader
+only means something on phantoms, so it runs only for models whose run summary or card
+declares the phantom dataset; for any other model it is skipped with a note.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.evaluation.results import merge_results, phantom_trained
 from trainer.inference import load_for_inference, resolve_inference
 from trainer.phantom_reading import read_phantom
 from trainer.phantoms import SIZES, Finding, write_report
@@ -111,11 +113,27 @@ def held_out_prompts(per_group: int, seed: int = HELD_OUT_SEED) -> list[tuple[Fi
     return prompts
 
 
+PHANTOM_READER_SKIPPED = (
+    "skipped: the analytic phantom reader only reads phantoms, and this model does not "
+    "declare the synthetic-phantoms dataset (run summary or card); use --utility, --privacy, "
+    "--diversity and --fid-manifest on real data instead"
+)
+PHANTOM_KEYS = ("method", "laterality", "per_finding", "settings")
+
+
 def _model_folder(model: Path) -> Path:
     """The pipeline folder of a fit run folder, or ``model`` itself (an export, a pull)."""
     if (model / "pipeline" / "model_index.json").is_file():
         return model / "pipeline"
     return model
+
+
+def skip_phantom_reader(model: Path, out_dir: Path | None = None) -> str:
+    """Record in evaluation.json that the phantom reader was skipped, and why."""
+    out_dir = out_dir or (model if _model_folder(model) != model else None)
+    if out_dir is not None:
+        merge_results(out_dir, {"phantom_reader": PHANTOM_READER_SKIPPED}, drop=PHANTOM_KEYS)
+    return PHANTOM_READER_SKIPPED
 
 
 def evaluate(
@@ -130,10 +148,16 @@ def evaluate(
     device: str = "auto",
     dtype: str = "auto",
     batch_size: int = 16,
-) -> EvaluationReport:
-    """Generate for held-out phantom prompts and read each image; write JSON and a grid."""
+) -> EvaluationReport | None:
+    """Generate for held-out phantom prompts and read each image; write JSON and a grid.
+
+    Returns None (and notes the skip in evaluation.json) for a model not trained on phantoms.
+    """
     model = Path(model)
     folder = _model_folder(model)
+    if not phantom_trained(model):
+        skip_phantom_reader(model, out_dir)
+        return None
     settings = resolve_inference(device, dtype)
     pipeline = load_for_inference(folder, settings)
     # ``fit`` saves the trained resolution as the pipeline's default (record_resolution).
@@ -169,7 +193,6 @@ def evaluate(
     )
     out_dir = out_dir or (model if folder != model else None)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "evaluation.json").write_text(json.dumps(report.to_dict(), indent=2), "utf-8")
+        merge_results(out_dir, report.to_dict(), drop=("phantom_reader",))
         image_grid(images, columns=per_group).save(out_dir / "evaluation.png")
     return report

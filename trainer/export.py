@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import TrainerError
+from trainer.evaluation.privacy import PAIRS_FILE
 from trainer.inference import load_for_inference, resolve_inference
 from trainer.lora import LORA_WEIGHTS_NAME
 from trainer.model_card import DEFAULT_LICENSE, CardTexts, front_matter, render_card
@@ -58,8 +59,13 @@ def export_run(
     title: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    include_privacy_pairs: bool = False,
 ) -> Path:
     """Write ``out_dir``: safetensors pipeline (LoRA merged), README.md card, samples.png.
+
+    ``include_privacy_pairs`` also publishes the privacy check's side-by-side PNG of
+    generated images and their nearest training images: only when the institution has
+    looked at it and approves (it shows training images).
 
     The weights are written so every supported transformers and diffusers version loads
     them alike, and without any safety checker (see pipeline_files.py), even for runs made
@@ -113,6 +119,12 @@ def export_run(
         samples_file=SAMPLES_FILE,
     )
     card["sample_prompts"] = prompts
+    pairs = run_dir / PAIRS_FILE
+    if include_privacy_pairs:
+        if not pairs.is_file():
+            raise ExportError(f"{pairs} does not exist; run `registry-train evaluate --privacy`")
+        shutil.copyfile(pairs, out_dir / PAIRS_FILE)
+        card["privacy_pairs"] = PAIRS_FILE
     title = title or f"Chest X-ray diffusion model fine-tuned from {base_name}"
     (out_dir / "README.md").write_text(render_card(card, title), "utf-8")
     return out_dir

@@ -35,6 +35,8 @@ DUA_KEYS = {"title", "text", "url"}
 TIER_KEYS = {"description", "extends", "require", "dua", "review", "review_exempt"}
 DATASET_KEYS = {"title", "tier", "dua"}
 ANY_TIER = "any"
+# Policy files read by their own modules (registry/publishing/evaluation_policy.py).
+OTHER_FILES = frozenset({"evaluation.yaml"})
 
 
 class PolicyError(ConfigError):
@@ -100,6 +102,7 @@ class PolicySet:
 def load_policies(folder: Path) -> PolicySet:
     """Read every ``*.yaml`` in ``folder`` (sorted) and check it; raise ``PolicyError``."""
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    files = [path for path in files if path.name not in OTHER_FILES]
     if not files:
         raise PolicyError(str(folder), "(folder)", "no *.yaml policy files found")
     raw: dict[str, dict[str, tuple[str, Any]]] = {key: {} for key in TOP_KEYS}

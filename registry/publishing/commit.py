@@ -16,7 +16,7 @@ from registry.audit.services import record_event
 from registry.db import commit_early
 from registry.errors import Conflict, ValidationFailed
 from registry.models import File, Tag, UploadFile, UploadSession, User, Version
-from registry.publishing import institution_keys
+from registry.publishing import evaluation_policy, institution_keys
 from registry.publishing.chunks import finalize_file, received
 from registry.publishing.locks import serialize_writes
 from registry.publishing.manifest import manifest_time
@@ -90,6 +90,8 @@ def commit_session(
         floor = check_floor(db, policies, version.model, version, rows, card)
         problems = floor.problems
         review_required = review_required or bool(floor.unknown_datasets)
+    if card:
+        problems = [*problems, *evaluation_policy.commit_problems(version.model.tier, card)]
     if problems:
         _refuse(db, blobs, upload, version, problems, actor=actor, now=now)
     card_text = _card_text(blobs, rows)

@@ -19,6 +19,7 @@ from registry.queues import listing
 from registry.repos import services as repos
 from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
+from registry.web.evaluation_view import evaluation_view
 from registry.web.forms import text_field
 from registry.web.permissions import can
 from registry.web.queues import decided, page_query, pending_counts, refused
@@ -253,6 +254,7 @@ def admin_review(version_id: int) -> str:
         files=repos.version_files(g.db, version),
         card_html=render_card(version.card_text, top_level=3),
         card_rows=front_matter_rows(version.card_data),
+        evaluation=evaluation_view(version.card_data),
     )
 
 

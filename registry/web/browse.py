@@ -13,6 +13,7 @@ from registry.web.blueprint import bp
 from registry.web.cards import front_matter_rows, render_card
 from registry.web.catalog import BrowseFilters, as_names, browse, named_models
 from registry.web.checklist import checklist, only_waiting
+from registry.web.evaluation_view import evaluation_view
 from registry.web.permissions import can, decision
 
 PAGE_SIZE = 20
@@ -63,6 +64,7 @@ def model_page(namespace: str, name: str, revision: str = "main") -> str:
         access=access,
         steps=steps,
         waiting=only_waiting(steps),
+        evaluation=evaluation_view(version.card_data),
         card_bases=named_models(g.db, as_names((version.card_data or {}).get("base_model"))),
     )
 

@@ -21,6 +21,7 @@ def test_demo_story_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     for step in (
+        "utility and privacy evaluated at the institution",
         "registry-client push: awaiting review",
         "researcher denied before approval",
         "researcher pulled and verified the weights",

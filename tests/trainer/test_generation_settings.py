@@ -77,11 +77,9 @@ def test_fit_validation_and_export_samples_use_the_asked_dtype(run_32px, tmp_pat
     assert (tmp_path / "export" / "samples.png").is_file()
 
 
-def test_evaluate_and_generate_default_to_the_same_guidance(
-    tiny_base: Path, tmp_path: Path
-) -> None:
+def test_evaluate_and_generate_default_to_the_same_guidance(run_32px, tmp_path: Path) -> None:
     """The trainer evaluated at guidance 3.0 while `registry-client generate` drew at 4.0."""
-    result = evaluate_cli(tiny_base, tmp_path / "eval")
+    result = evaluate_cli(run_32px.output_dir, tmp_path / "eval")  # phantom-trained
     assert result.exit_code == 0, result.output
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     client_default = next(

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Response, g, jsonify, request
 
+from client.shared.model_card import CARD_PATH, parse_card
 from registry.access.seam import authorize, requires
 from registry.api.hf_blueprint import bp, hub_revision
 from registry.api.hf_lfs import SHA256_RE, holds, upload_target, uploader
@@ -30,7 +31,6 @@ from registry.context import current_registry
 from registry.errors import BadRequest, Conflict, PayloadTooLarge, ValidationFailed
 from registry.models import Blob, Model
 from registry.publishing import chunks, commit, review, sessions, signing
-from registry.publishing.model_card import CARD_PATH, parse_card
 from registry.repos import services as repos
 
 MAX_COMMIT_BODY = 64 * 1024**2  # inline ("regular") files only; weights go through LFS

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
+from client.shared.model_card import CARD_PATH
 from registry.config import ConfigError
-from registry.publishing.model_card import CARD_PATH
 from registry.publishing.validation import Problem
 
 POLICY_FILE = "evaluation.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from client.shared import rules
 from registry.access.seam import authorize, current_principal, requires
 from registry.accounts import services as accounts
 from registry.accounts import sessions, tokens, verification
@@ -165,7 +166,7 @@ def create_token() -> Page:
             current_principal().user,
             name=text_field("name", 100),
             scope=text_field("scope", 16),
-            expires_in_days=int(days) if days.isdigit() else (None if not days else -1),
+            expires_in_days=int(days) if rules.ID_RE.match(days) else (None if not days else -1),
             default_days=registry.settings.token_default_days,
             max_days=registry.settings.token_max_days,
             now=registry.now(),

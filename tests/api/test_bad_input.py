@@ -173,3 +173,15 @@ def test_anonymous_typed_bodies_are_422_not_5xx(client, url, body, field):
     response = client.post(url, json=body)
     assert response.status_code == 422, response.get_data(as_text=True)
     assert [p["field"] for p in response.get_json()["problems"]] == [field]
+
+
+def test_a_web_token_lifetime_of_unicode_digits_is_a_form_error(client, people):
+    from tests.fixtures.principals import PASSWORD
+    from tests.web.test_security import csrf_token
+
+    people.user("web-digits@example.org")
+    login = {"csrf_token": csrf_token(client), "email": "web-digits@example.org"}
+    assert client.post("/login", data={**login, "password": PASSWORD}).status_code == 302
+    form = {"csrf_token": csrf_token(client, "/account/tokens"), "name": "t", "scope": "read"}
+    response = client.post("/account/tokens", data={**form, "expires_in_days": "\u00b2"})
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]

@@ -23,3 +23,21 @@ class Signature(Answer):
 class SignatureBody(Body):
     full_name: str = ""
     text_sha256: str | None = None
+
+
+class ApplicationBody(Body):
+    """An application to become a credentialed researcher (the service checks each value)."""
+
+    full_name: str | None = None
+    affiliation: str | None = None
+    job_title: str | None = None
+    reference_name: str | None = None
+    reference_email: str | None = None
+    research_summary: str | None = None
+
+
+class ReviewBody(Body):
+    """A reviewer's decision (accept, reject or revoke; the service names the choices)."""
+
+    decision: str = ""
+    reason: str = ""

@@ -33,12 +33,13 @@ def _user() -> User:
 @requires("credential:apply")
 @document(
     "Apply to become a credentialed researcher",
-    body=OBJECT,
+    body=schemas.ApplicationBody,
     response=common.CredentialApplication,
     status=201,
 )
 def apply_credential() -> tuple[Response, int]:
-    application = applications.apply(g.db, _user(), json_object(), now=current_registry().now())
+    fields = parse_body(schemas.ApplicationBody).model_dump()
+    application = applications.apply(g.db, _user(), fields, now=current_registry().now())
     return jsonify(application_dict(application)), 201
 
 
@@ -63,23 +64,16 @@ def credential_queue() -> Response:
 @requires("credential:review")
 @document(
     "Accept, reject (with a reason) or revoke (with a reason) an application",
-    body={
-        "type": "object",
-        "required": ["decision"],
-        "properties": {
-            "decision": {"enum": ["accept", "reject", "revoke"]},
-            "reason": {"type": "string"},
-        },
-    },
+    body=schemas.ReviewBody,
     response=common.CredentialApplication,
 )
 def decide_credential(application_id: int) -> Response:
-    body = json_object()
+    body = parse_body(schemas.ReviewBody)
     application = applications.decide(
         g.db,
         applications.get_application(g.db, application_id),
-        decision=body.get("decision", ""),
-        reason=body.get("reason", ""),
+        decision=body.decision,
+        reason=body.reason,
         actor=_user(),
         now=current_registry().now(),
     )
@@ -142,19 +136,19 @@ def training_queue() -> Response:
 @requires("training:review")
 @document(
     "Accept (valid_until follows the policy) or reject (with a reason) a training",
-    body=OBJECT,
+    body=schemas.ReviewBody,
     response=common.Training,
 )
 def review_training(training_id: int) -> Response:
-    body = json_object()
+    body = parse_body(schemas.ReviewBody)
     registry = current_registry()
     training = trainings.get_training(g.db, training_id)
     training = trainings.review(
         g.db,
         training,
         registry.policy.training(training.kind),
-        decision=body.get("decision", ""),
-        reason=body.get("reason", ""),
+        decision=body.decision,
+        reason=body.reason,
         actor=_user(),
         now=registry.now(),
     )

@@ -252,8 +252,8 @@ def _missing(payload: Mapping[str, Any], base_url: str) -> list[Missing]:
 
 def _problems(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
     items = payload.get("problems")
-    return [  # publishing says {path, reason}; account forms say {field, problem}
-        (str(p.get("path", p.get("field", ""))), str(p.get("reason", p.get("problem", ""))))
+    return [  # the registry's {field, problem}; servers before issue 15 said {path, reason}
+        (str(p.get("field", p.get("path", ""))), str(p.get("problem", p.get("reason", ""))))
         for p in (items if isinstance(items, list) else [])
         if isinstance(p, dict)
     ]

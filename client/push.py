@@ -1,8 +1,8 @@
 """``push``: validate a folder locally, upload it through a resumable session, commit.
 
-Validation runs the registry's own validator (``registry.publishing.validation``, standard
-library + PyYAML only) before any request, so every problem is listed without sending a
-byte. The upload session id is remembered under ``<cache>/uploads/``: a second ``push`` of
+Validation runs the validator the registry runs at commit (``client.shared.validation``,
+standard library + PyYAML only) before any request, so every problem is listed without
+sending a byte. The upload session id is remembered under ``<cache>/uploads/``: a second ``push`` of
 the same folder, repo and tag resumes each file from the offset the registry reports.
 """
 
@@ -23,6 +23,7 @@ from client.cache_check import sha256_file
 from client.config import read_json, write_json
 from client.errors import ConfigError, RegistryClientError, ValidationError
 from client.http import RegistryHTTP
+from client.shared.validation import folder_entries, validate_folder
 
 CHUNK_SIZE = 64 * 1024 * 1024  # the largest PUT body; a file up to this goes in one PUT
 PARALLEL = 4  # files in flight at once, each on its thread's keep-alive connection
@@ -59,8 +60,6 @@ class PushResult:
 
 def validate_local(folder: Path) -> tuple[dict[str, Any], list[LocalFile]]:
     """Run the registry's validator; raise with every problem, or list the files to send."""
-    from registry.publishing.validation import folder_entries, validate_folder
-
     card, problems = validate_folder(folder)
     if problems:
         raise ValidationError(

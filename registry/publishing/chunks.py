@@ -164,5 +164,5 @@ def _mismatch(row: UploadFile, error: BlobIntegrityError) -> ValidationFailed:
     return ValidationFailed(
         f"{row.path}: the received bytes do not match the declared file ({error}); the "
         "upload of this file starts again at byte 0",
-        details={"problems": [{"path": row.path, "reason": f"{error}; send it again"}]},
+        details={"problems": [{"field": row.path, "problem": f"{error}; send it again"}]},
     )

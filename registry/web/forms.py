@@ -32,7 +32,7 @@ def form_errors(
     aliases: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
 ) -> FormErrors:
-    """Problems from a service (``{field, problem}`` or ``{path, reason}``) per form field,
+    """Problems from a service (the one ``{field, problem}`` shape) per form field,
     each said in one voice (see ``beside_field``); ``labels`` names fields in plain words."""
     aliases = aliases or {}
     labels = labels or {}
@@ -42,8 +42,8 @@ def form_errors(
         if not isinstance(problem, dict):
             unplaced.append(str(problem))
             continue
-        name = str(problem.get("field") or problem.get("path") or "")
-        text = str(problem.get("problem") or problem.get("reason") or problem.get("message") or "")
+        name = str(problem.get("field") or "")
+        text = str(problem.get("problem") or problem.get("message") or "")
         name = aliases.get(name, name)
         if name:
             sentence = beside_field(text, labels)

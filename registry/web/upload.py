@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Response, abort, g, jsonify, render_template, request, url_for
 
-from client.shared.model_card import REQUIRED_CARD_FIELDS, parse_card
+from client.shared.model_card import CARD_PATH, REQUIRED_CARD_FIELDS, parse_card
 from registry.access.seam import authorize, current_principal, requires
 from registry.context import current_registry
 from registry.errors import NotFound
@@ -83,7 +83,8 @@ def card_fields() -> Response:
             fields[key] = ", ".join(str(v) for v in value)
         elif isinstance(value, (str, int, float)):
             fields[key] = str(value)
-    return jsonify({"fields": fields, "body": body.lstrip("\n"), "problems": problems})
+    listed = [{"field": CARD_PATH, "problem": problem} for problem in problems]
+    return jsonify({"fields": fields, "body": body.lstrip("\n"), "problems": listed})
 
 
 @bp.get("/publish/versions/<int:version_id>")

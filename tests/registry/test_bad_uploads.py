@@ -193,8 +193,8 @@ def test_bad_uploads_are_refused_and_leave_nothing_behind(
             body = reply.body
             assert body["code"] and body["error"]
             problems = body.get("problems") or body.get("incomplete") or []
-            named = [p for p in problems if p["path"] == case.path] if problems else []
-            text = " ".join(p.get("reason", "") for p in named) or body["error"]
+            named = [p for p in problems if p.get("field", p.get("path")) == case.path]
+            text = " ".join(p.get("problem", "") for p in named) or body["error"]
             assert case.path in body["error"] or named, body
             for word in case.words:
                 assert word.lower() in text.lower(), (case.name, word, body)

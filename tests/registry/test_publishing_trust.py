@@ -101,7 +101,7 @@ def test_open_copy_of_a_credentialed_models_files_is_refused_naming_that_model(
     refused = publisher.commit(opened.body["id"])
     assert refused.status == 422, refused.body
     assert "mgh/cxr-gated" in refused.body["error"] and "credentialed" in refused.body["error"]
-    assert WEIGHTS in {p["path"] for p in refused.body["problems"]}
+    assert WEIGHTS in {p["field"] for p in refused.body["problems"]}
     assert client.get(f"/mgh/leak/resolve/main/{WEIGHTS}").status_code == 404
 
 
@@ -121,9 +121,11 @@ def test_card_datasets_set_the_floor_and_unknown_ones_go_to_review(publisher, fi
     assert "data set 'mimic-cxr'" in refused.body["error"]
     assert "credentialed" in refused.body["error"]
 
-    wrong_dua = publisher.publish("mgh/mimic-dua", card(files, "credentialed", "[mimic-cxr]"),
-                                  tier="credentialed", dua="none-such")  # fmt: skip
-    assert wrong_dua.status in (400, 422), wrong_dua.body
+    # A DUA the policy does not declare is refused when the model is created (issue 15).
+    wrong_dua = publisher.open("mgh/mimic-dua", card(files, "credentialed", "[mimic-cxr]"),
+                               tier="credentialed", dua="none-such")  # fmt: skip
+    assert wrong_dua.status == 422, wrong_dua.body
+    assert [p["field"] for p in wrong_dua.body["problems"]] == ["dua"]
 
     unknown = publisher.publish("mgh/odd", card(files, "open", "[chexpert-plus]"), tier="open")
     assert unknown.status == 200 and unknown.body["state"] == "in-review", unknown.body

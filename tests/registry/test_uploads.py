@@ -145,7 +145,7 @@ def test_card_field_becomes_readme(api, client, files):
     assert client.get("/mgh/cxr-tiny/resolve/main/README.md").data == card.encode()
     assert reply.body["version"]["card_data"]["access_tier"] == "open"
     both = api.open("mgh/cxr-tiny", {**files, "README.md": card.encode()}, card=card)
-    assert both.status == 422 and both.body["problems"][0]["path"] == "README.md"
+    assert both.status == 422 and both.body["problems"][0]["field"] == "README.md"
 
 
 def test_institution_quota_counts_distinct_bytes(api, registry, files):
@@ -243,8 +243,8 @@ def test_a_mismatching_file_restarts_from_zero(api, files):
     wrong[-1] ^= 1
     refused = api.put(session, WEIGHTS, bytes(wrong))
     assert refused.status == 422
-    assert refused.body["problems"][0]["path"] == WEIGHTS
-    assert f"expected {sha256(data)}" in refused.body["problems"][0]["reason"]
+    assert refused.body["problems"][0]["field"] == WEIGHTS
+    assert f"expected {sha256(data)}" in refused.body["problems"][0]["problem"]
     status = {f["path"]: f for f in api.session(session["id"]).body["files"]}
     assert status[WEIGHTS]["received"] == 0 and not status[WEIGHTS]["complete"]
     assert api.put(session, WEIGHTS, data).status == 200

@@ -26,7 +26,7 @@ from client.shared.safetensors_header import (
     SafetensorsHeaderError,
     read_header,
 )
-from registry.publishing.validation import (
+from client.shared.validation import (
     CODE_SUFFIXES,
     PICKLE_SUFFIXES,
     REQUIRED_CARD_FIELDS,
@@ -616,7 +616,7 @@ def test_parse_model_card_returns_data_body_and_problems() -> None:
 
 def test_problem_to_dict_and_printable_str() -> None:
     problem = Problem("a\x1b[2Jb.json", "is refused")
-    assert problem.to_dict() == {"path": "a\x1b[2Jb.json", "reason": "is refused"}
+    assert problem.to_dict() == {"field": "a\x1b[2Jb.json", "problem": "is refused"}
     assert str(problem).isprintable()
     assert str(Problem("", "no model card")) == "(version): no model card"
 

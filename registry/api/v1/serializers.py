@@ -28,6 +28,26 @@ USER_SCHEMA: dict[str, Any] = {
 }
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["field", "problem"],
+    "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
+}
+
+
+def problem_list(report: Any) -> list[dict[str, str]]:
+    """A stored validation report in the one ``{field, problem}`` shape; rows written before
+    the shapes were unified say ``{path, reason}`` and are translated on the way out."""
+    return [
+        {
+            "field": str(item.get("field", item.get("path", ""))),
+            "problem": str(item.get("problem", item.get("reason", ""))),
+        }
+        for item in (report if isinstance(report, list) else [])
+        if isinstance(item, dict)
+    ]
+
+
 FILE_SCHEMA = {
     "type": "object",
     "properties": {
@@ -53,7 +73,7 @@ VERSION_SCHEMA: dict[str, Any] = {
         "publisher": {"type": ["string", "null"]},
         "files": {"type": "array", "items": FILE_SCHEMA},
         "card_data": {"type": "object"},
-        "validation_report": {"type": "array", "items": {"type": "object"}},
+        "validation_report": {"type": "array", "items": PROBLEM_SCHEMA},
         "publisher_signed": {"type": "boolean"},
         "manifest_url": {"type": ["string", "null"]},
     },
@@ -166,7 +186,7 @@ def version_json(version: Version) -> dict[str, Any]:
         "withdrawn_reason": version.withdrawn_reason,
         "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files],
         "card_data": version.card_data or {},
-        "validation_report": version.validation_report or [],
+        "validation_report": problem_list(version.validation_report),
         "publisher_signed": bool(version.publisher_signature),
         "manifest_url": (
             f"/api/v1/models/{model.repo_id}/versions/{version.commit}/manifest"

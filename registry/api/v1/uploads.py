@@ -11,7 +11,13 @@ from client.shared.rules import commit_id
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.openapi import document
 from registry.api.v1.blueprint import bp
-from registry.api.v1.serializers import VERSION_SCHEMA, iso, version_json
+from registry.api.v1.serializers import (
+    PROBLEM_SCHEMA,
+    VERSION_SCHEMA,
+    iso,
+    problem_list,
+    version_json,
+)
 from registry.api.v1.wsgi_input import upload_body
 from registry.context import current_registry
 from registry.db import commit_early
@@ -66,7 +72,7 @@ SESSION_SCHEMA = {
         "review_required": {"type": "boolean"},
         "version": {"type": "object"},
         "files": {"type": "array", "items": FILE_STATUS},
-        "problems": {"type": "array", "items": {"type": "object"}},
+        "problems": {"type": "array", "items": PROBLEM_SCHEMA},
     },
 }
 COMMIT_SCHEMA = {
@@ -137,7 +143,7 @@ def session_json(upload: UploadSession, model: Model) -> dict[str, Any]:
             "commit": version.commit if version else None,
         },
         "files": files,
-        "problems": (version.validation_report or []) if version else [],
+        "problems": problem_list(version.validation_report) if version else [],
     }
 
 

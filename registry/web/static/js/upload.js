@@ -399,8 +399,9 @@ function showProblems(error) {
   const entries = [];
   const general = [];
   for (const problem of problems) {
-    const path = problem.path || problem.field || "";
-    const reason = problem.reason || problem.problem || String(problem);
+    // The registry's one problems shape: {field, problem}; a file's problem names its path.
+    const path = problem.field || "";
+    const reason = problem.problem || String(problem);
     const row = rows.get(path);
     if (row) {
       row.problem.textContent = reason;

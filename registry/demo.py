@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from registry.config import Settings
 from registry.context import build_registry
+from registry.demo_weights import copy_demo_pipeline
 from registry.models import Institution
 from registry.publishing.importer import import_folder
 from registry.publishing.signing import load_signer
@@ -31,17 +32,15 @@ tags: [demo, chest-x-ray, synthetic]
 ---
 # Tiny phantom (demo)
 
-A tiny Stable-Diffusion-layout pipeline built offline by `registry-train init-base`.
+A tiny Stable-Diffusion-layout pipeline in the layout `registry-train init-base` writes.
 It lets you try `huggingface_hub`, `diffusers` and `registry-client` against this registry
 without downloading anything. It was never trained on patient data.
 """
 
 
 def build_demo_folder(out: Path) -> Path:
-    """Build the tiny pipeline with its model card into ``out``."""
-    from trainer.tiny import build_tiny_pipeline
-
-    build_tiny_pipeline(out, seed=0)
+    """Write the tiny pipeline with its model card into ``out`` (no torch needed)."""
+    copy_demo_pipeline(out, seed=0)
     (out / "README.md").write_text(DEMO_CARD, encoding="utf-8")
     return out
 

@@ -6,10 +6,12 @@ The page is a form; the browser does the upload itself through the JSON upload A
 
 from __future__ import annotations
 
-from flask import Response, abort, g, jsonify, render_template, request, url_for
+from flask import Response, g, jsonify, render_template, request, url_for
 
 from client.shared.model_card import CARD_PATH, REQUIRED_CARD_FIELDS, parse_card
 from registry.access.seam import authorize, current_principal, requires
+from registry.api.bodies import parse_body
+from registry.api.schemas.publishing import CardTextBody
 from registry.context import current_registry
 from registry.errors import NotFound
 from registry.models import Version
@@ -20,7 +22,6 @@ from registry.web.catalog import institution_models
 
 DEFAULT_CHUNK = 16 * 1024 * 1024
 MIN_CHUNK, MAX_CHUNK = 64 * 1024, 256 * 1024 * 1024
-MAX_CARD_CHARS = 5 * 1024 * 1024
 # The form's card fields, in order: key, label, hint, multi-line.
 CARD_FIELDS = (
     ("license", "Licence", "An SPDX id, e.g. apache-2.0 or other.", False),
@@ -73,10 +74,7 @@ def upload_form() -> str:
 @requires("model:create")
 def card_fields() -> Response:
     """A README.md's front matter as form values, so a picked folder fills the form."""
-    text = (request.get_json(silent=True) or {}).get("text", "")
-    if not isinstance(text, str) or len(text) > MAX_CARD_CHARS:
-        abort(400)
-    data, body, problems = parse_card(text)
+    data, body, problems = parse_card(parse_body(CardTextBody).text)
     fields = {}
     for key, value in data.items():
         if isinstance(value, list):

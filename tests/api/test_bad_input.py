@@ -142,6 +142,12 @@ TYPED_BODIES = [
      "expires_in_days", "integer"),
     ("PATCH", "/api/v1/users/1", {"is_active": "yes"}, "is_active", "true or false"),
     ("POST", "/api/v1/institutions", {"slug": 7, "name": "x"}, "slug", "must be a string"),
+    ("PUT", "/api/v1/me/notifications", {"decisions": "no"}, "decisions", "true or false"),
+    ("PUT", "/api/v1/me/notifications", {"reviews": "never"}, "reviews", "must be one of"),
+    ("PUT", "/api/v1/me/notifications", {"nope": True}, "nope", "not a field"),
+    ("POST", "/api/v1/webhooks", {"url": "https://example.org/h", "events": ["version.published"],
+     "allow_private": "yes"}, "allow_private", "true or false"),
+    ("POST", "/api/v1/webhooks", {"url": 5, "events": ["version.published"]}, "url", "string"),
 ]  # fmt: skip
 
 

@@ -86,6 +86,12 @@ def test_the_web_card_fields_answer_lists_problems_in_the_one_shape(client, peop
     assert reply.status_code == 200, reply.get_data(as_text=True)[:300]
     problems = _one_shape(reply.get_json()["problems"])
     assert {p["field"] for p in problems} == {"README.md"}
+    not_text = client.post(
+        "/publish/card-fields",
+        json={"text": 5},
+        headers={"X-CSRFToken": csrf_token(client, "/account/tokens")},
+    )
+    assert not_text.status_code == 422, not_text.get_data(as_text=True)[:300]
 
 
 def test_the_client_prints_each_problem_with_its_file():
@@ -98,3 +104,31 @@ def test_the_client_prints_each_problem_with_its_file():
     assert isinstance(error, ValidationError)
     assert error.problems == ((WEIGHTS, "is truncated"), ("", "no"))
     assert error.lines()[1:] == [f"  - {WEIGHTS}: is truncated", "  - (version): no"]
+
+
+def test_the_publishing_routes_read_typed_bodies(registry, client, api, files):
+    """Withdraw, commit, institution keys and access requests: a wrong type is a 422 that
+    names the field (these read raw JSON before and answered 400 or reached the service)."""
+    admin = make_user(registry, "keys@mgh.org", institution="mgh", role="institution-admin")
+    keys = UploadApi(make_token(registry, admin, "admin"), client=client)
+    wrong_key = keys.call("POST", "/api/v1/institutions/mgh/keys", json={"public_key": 5})
+    assert wrong_key.status == 422, wrong_key.body
+    assert wrong_key.body["problems"] == [{"field": "public_key", "problem": "must be a string"}]
+
+    session = api.open("mgh/typed", files, tier="open").body
+    api.send_all(session, files)
+    unsigned = api.commit(session["id"], publisher_signature=5)
+    assert unsigned.status == 422, unsigned.body
+    assert [p["field"] for p in unsigned.body["problems"]] == ["publisher_signature"]
+    committed = api.commit(session["id"])
+    assert committed.status == 200, committed.body
+
+    commit = committed.body["version"]["commit"]
+    path = f"/api/v1/models/mgh/typed/versions/{commit}/withdraw"
+    withdrawn = api.call("POST", path, json={"reason": ["no"]})
+    assert withdrawn.status == 422, withdrawn.body
+    assert withdrawn.body["problems"] == [{"field": "reason", "problem": "must be a string"}]
+
+    asked = api.call("POST", "/api/v1/models/mgh/typed/access-requests", json={"fields": 5})
+    assert asked.status == 422, asked.body
+    assert [p["field"] for p in asked.body["problems"]] == ["fields"]

@@ -75,7 +75,10 @@ def test_withdrawal_rules(registry, client, files):
                     client=client)  # fmt: skip
     _, v2 = _publish_two(api, files)
     path = f"/api/v1/models/mgh/cxr/versions/{v2['commit']}/withdraw"
-    assert api.call("POST", path, json={}).status == 400
+    missing = api.call("POST", path, json={})
+    assert missing.status == 422 and missing.body["problems"] == [
+        {"field": "reason", "problem": "is required"}
+    ]
     assert api.call("POST", path, json={"reason": ""}).status == 400
     outsider = UploadApi(make_token(registry, make_user(registry, "o@bwh.org", institution="bwh")),
                          client=client)  # fmt: skip

@@ -42,3 +42,9 @@ class DecisionBody(Body):
 
 class ReasonBody(Body):
     reason: str = ""
+
+
+class NewRequestBody(Body):
+    """The answers to the model's access form, by field name (the service checks them)."""
+
+    fields: dict[str, Any] = {}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.api.schemas import Answer
+from pydantic import Field
+
+from registry.api.schemas import Answer, Body
+from registry.webhooks.events import EVENTS
 
 
 class Health(Answer):
@@ -40,3 +43,12 @@ class Outbox(Answer):
 class PingQueued(Answer):
     queued: bool
     deliveries: str
+
+
+class WebhookBody(Body):
+    """A new webhook; the service checks the URL and the event names and says what to fix."""
+
+    url: str = ""
+    events: list[str] = Field(default_factory=list, json_schema_extra={"items": {"enum": EVENTS}})
+    institution: str | None = None  # an institution's slug; left out: every event
+    allow_private: bool = False

@@ -9,7 +9,7 @@ from flask import Response, g, jsonify, request
 from registry.access.seam import authorize, current_principal, requires
 from registry.access_requests import services
 from registry.accounts.institutions import get_user
-from registry.api.bodies import json_object, parse_body
+from registry.api.bodies import parse_body
 from registry.api.openapi import document
 from registry.api.params import int_arg
 from registry.api.schemas import access_requests as schemas
@@ -70,21 +70,21 @@ def access_form(namespace: str, name: str) -> Response:
 @requires("access-request:create", deferred=True)
 @document(
     "Request access to a contributor-review model",
-    body={"type": "object", "properties": {"fields": {"type": "object"}}},
+    body=schemas.NewRequestBody,
     response=schemas.NewAccessRequest,
     status=201,
 )
 def create_request(namespace: str, name: str) -> tuple[Response, int]:
     model = repos.get_model(g.db, namespace, name)
     authorize(model)
-    body = json_object()
+    body = parse_body(schemas.NewRequestBody)
     registry = current_registry()
     req = services.create(
         g.db,
         _user(),
         model,
         registry.policy.tier(model.tier),
-        body.get("fields", {}),
+        body.fields,
         now=registry.now(),
     )
     data = request_dict(req)

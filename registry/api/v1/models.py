@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, jsonify, request
+from flask import Response, g, jsonify
 
 from registry.access.seam import authorize, current_principal, requires
+from registry.api.bodies import parse_body
 from registry.api.openapi import document
+from registry.api.schemas.publishing import ReasonBody
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import VERSION_SCHEMA, iso, version_json
 from registry.context import current_registry
-from registry.errors import BadRequest, RepoNotFound
+from registry.errors import RepoNotFound
 from registry.models import Model, Version
 from registry.publishing import review, signing, withdrawal
 from registry.repos import services as repos
@@ -31,11 +33,6 @@ MANIFEST_SCHEMA = {
         "withdrawn": {"type": ["object", "null"]},
     },
 }
-REASON_SCHEMA = {
-    "type": "object",
-    "required": ["reason"],
-    "properties": {"reason": {"type": "string"}},
-}
 
 
 def _model(namespace: str, name: str) -> Model:
@@ -47,11 +44,7 @@ def _model(namespace: str, name: str) -> Model:
 
 
 def _reason() -> str:
-    body = request.get_json(silent=True)
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str):
-        raise BadRequest('Send a JSON object {"reason": "..."}')
-    return reason
+    return parse_body(ReasonBody).reason
 
 
 def _signer() -> Any:
@@ -188,7 +181,7 @@ def publish(namespace: str, name: str, ref: str) -> Response:
 
 @bp.post("/models/<namespace>/<name>/versions/<ref>/reject")
 @requires("version:review", deferred=True)
-@document("Reject a version in review with a reason", body=REASON_SCHEMA, response=VERSION_SCHEMA)
+@document("Reject a version in review with a reason", body=ReasonBody, response=VERSION_SCHEMA)
 def reject(namespace: str, name: str, ref: str) -> Response:
     version = review.find_version(g.db, _model(namespace, name), ref)
     authorize(version)
@@ -205,7 +198,7 @@ def reject(namespace: str, name: str, ref: str) -> Response:
 @bp.post("/models/<namespace>/<name>/versions/<ref>/withdraw")
 @requires("version:withdraw", deferred=True)
 @document("Withdraw a published version with a reason: its files are never served again",
-          body=REASON_SCHEMA, response=VERSION_SCHEMA)  # fmt: skip
+          body=ReasonBody, response=VERSION_SCHEMA)  # fmt: skip
 def withdraw(namespace: str, name: str, ref: str) -> Response:
     version = review.find_version(g.db, _model(namespace, name), ref)
     authorize(version)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Response, g, jsonify
 
 from registry.access.seam import requires
-from registry.api.bodies import json_object
+from registry.api.bodies import parse_body
 from registry.api.openapi import document
+from registry.api.schemas.notifications import NotificationSettings
 from registry.api.v1.blueprint import bp
 from registry.api.v1.identity import signed_in_user
 from registry.context import current_registry
@@ -40,7 +41,8 @@ def get_notifications() -> Response:
 
 @bp.put("/me/notifications")
 @requires("account:write")
-@document("Change what the registry mails you", body=SETTINGS_SCHEMA, response=SETTINGS_SCHEMA)
+@document("Change what the registry mails you", body=NotificationSettings, response=SETTINGS_SCHEMA)
 def put_notifications() -> Response:
-    chosen = update_preferences(g.db, signed_in_user(), json_object(), now=current_registry().now())
+    values = parse_body(NotificationSettings).model_dump(exclude_unset=True)
+    chosen = update_preferences(g.db, signed_in_user(), values, now=current_registry().now())
     return jsonify({"settings": as_dict(chosen), "categories": CATEGORIES})

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, jsonify, request
+from flask import Response, g, jsonify
 
 from registry.access.seam import authorize, current_principal, requires
+from registry.api.bodies import parse_body
 from registry.api.openapi import document
+from registry.api.schemas.publishing import PublicKeyBody
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import iso
 from registry.context import current_registry
-from registry.errors import BadRequest
 from registry.models import InstitutionKey, SigningKey
 from registry.publishing import institution_keys, signing
 
@@ -93,22 +94,17 @@ def list_institution_keys(slug: str) -> Response:
 @requires("institution:key", deferred=True)
 @document(
     "Register an Ed25519 public key for the institution's publisher signatures",
-    body={"type": "object", "required": ["public_key"],
-          "properties": {"public_key": {"type": "string"}}},
+    body=PublicKeyBody,
     response=INSTITUTION_KEY_SCHEMA,
     status=201,
 )  # fmt: skip
 def register_institution_key(slug: str) -> tuple[Response, int]:
     institution = institution_keys.find_institution(g.db, slug)
     authorize(institution)
-    body = request.get_json(silent=True)
-    public_key = body.get("public_key") if isinstance(body, dict) else None
-    if not isinstance(public_key, str):
-        raise BadRequest('Send {"public_key": "<base64 raw 32-byte Ed25519 public key>"}')
     key = institution_keys.register_key(
         g.db,
         institution,
-        public_key,
+        parse_body(PublicKeyBody).public_key,
         actor=current_principal().user,
         now=current_registry().now(),
     )

@@ -9,7 +9,9 @@ from flask import Response, g, jsonify, request
 
 from client.shared.rules import commit_id
 from registry.access.seam import authorize, current_principal, requires
+from registry.api.bodies import parse_body
 from registry.api.openapi import document
+from registry.api.schemas.publishing import CommitBody
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import (
     PROBLEM_SCHEMA,
@@ -21,7 +23,7 @@ from registry.api.v1.serializers import (
 from registry.api.v1.wsgi_input import upload_body
 from registry.context import current_registry
 from registry.db import commit_early
-from registry.errors import BadRequest, Conflict, Unauthorized
+from registry.errors import Conflict, Unauthorized
 from registry.models import Model, UploadFile, UploadSession, Version
 from registry.publishing import chunks, commit, review, sessions, signing
 from registry.publishing.manifest import manifest_time
@@ -73,13 +75,6 @@ SESSION_SCHEMA = {
         "version": {"type": "object"},
         "files": {"type": "array", "items": FILE_STATUS},
         "problems": {"type": "array", "items": PROBLEM_SCHEMA},
-    },
-}
-COMMIT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "publisher_signature": {"type": "string", "description": "base64 Ed25519 signature"},
-        "publisher_key_id": {"type": "string"},
     },
 }
 
@@ -280,7 +275,7 @@ def manifest_preview(session_id: str) -> Response:
 @requires("version:upload", deferred=True)
 @document(
     "Validate every file and submit the version for review or publish it",
-    body=COMMIT_SCHEMA,
+    body=CommitBody,
     response={
         "type": "object",
         "properties": {"state": {"type": "string"}, "version": VERSION_SCHEMA},
@@ -289,14 +284,8 @@ def manifest_preview(session_id: str) -> Response:
 def commit_upload(session_id: str) -> Response:
     registry = current_registry()
     upload, model = _load(session_id)
-    body = request.get_json(silent=True)
-    body = {} if body is None and not request.content_length else body
-    if not isinstance(body, dict):
-        raise BadRequest("Send a JSON object {publisher_signature?, publisher_key_id?} or nothing")
-    signature, kid = body.get("publisher_signature"), body.get("publisher_key_id")
-    for name, value in (("publisher_signature", signature), ("publisher_key_id", kid)):
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"'{name}' must be a string")
+    body = parse_body(CommitBody) if request.content_length else CommitBody()
+    signature, kid = body.publisher_signature, body.publisher_key_id
     version = commit.commit_session(
         g.db,
         registry.blobs,

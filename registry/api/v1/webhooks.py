@@ -8,14 +8,13 @@ from flask import Response, g, jsonify
 
 from registry.access.seam import authorize, requires
 from registry.accounts import institutions
-from registry.api.bodies import json_object
+from registry.api.bodies import parse_body
 from registry.api.openapi import document
 from registry.api.schemas import system as schemas
 from registry.api.v1.blueprint import bp
 from registry.api.v1.identity import signed_in_user
 from registry.api.v1.serializers import iso
 from registry.context import current_registry
-from registry.errors import BadRequest
 from registry.mail.site import Site
 from registry.models import OutboxMessage, Webhook
 from registry.webhooks import services
@@ -32,16 +31,6 @@ HOOK_SCHEMA: dict[str, Any] = {
         "institution": {"type": ["string", "null"]},
         "allow_private": {"type": "boolean"},
         "secret_prefix": {"type": "string"},
-    },
-}
-CREATE_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["url", "events"],
-    "properties": {
-        "url": {"type": "string"},
-        "events": {"type": "array", "items": {"enum": list(EVENTS)}},
-        "institution": {"type": "string"},
-        "allow_private": {"type": "boolean"},
     },
 }
 
@@ -92,25 +81,20 @@ def list_webhooks() -> Response:
 @requires("webhook:manage")
 @document(
     "Subscribe a URL to events; the answer shows the signing secret once",
-    body=CREATE_BODY,
+    body=schemas.WebhookBody,
     response=HOOK_SCHEMA,
     status=201,
 )
 def create_webhook() -> tuple[Response, int]:
-    body = json_object()
-    slug = body.get("institution")
-    if slug is not None and not isinstance(slug, str):
-        raise BadRequest("institution must be an institution's slug (or left out for all events)")
+    body = parse_body(schemas.WebhookBody)
+    slug, allow_private = body.institution, body.allow_private
     institution = institutions.get_institution(g.db, slug) if slug else None
-    allow_private = body.get("allow_private", False)
-    if not isinstance(allow_private, bool):
-        raise BadRequest("allow_private must be true or false")
     authorize_hook_creation(institution, allow_private=allow_private)
     registry = current_registry()
     hook, secret = services.create_hook(
         g.db,
-        url=body.get("url"),
-        events=body.get("events"),
+        url=body.url,
+        events=body.events,
         institution=institution,
         allow_private=allow_private,
         actor=signed_in_user(),

@@ -14,6 +14,7 @@ path's validator names the file; names and tags match their patterns).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import pydantic
@@ -120,10 +121,11 @@ def json_object() -> dict[str, Any]:
     return data
 
 
-def parse_body(model: type[B]) -> B:
-    """The JSON object body as ``model``; every problem in one 422 (``problems_from``)."""
+def parse_body(model: type[B], data: Mapping[str, Any] | None = None) -> B:
+    """The JSON object body (or ``data``, e.g. a multipart form's fields) as ``model``; every
+    problem in one 422 (``problems_from``)."""
     try:
-        return model.model_validate(json_object())
+        return model.model_validate(json_object() if data is None else data)
     except pydantic.ValidationError as error:
         problems = problems_from(error)
         summary = "; ".join(f"{p['field']} {p['problem']}" for p in problems)

@@ -148,6 +148,9 @@ TYPED_BODIES = [
     ("POST", "/api/v1/webhooks", {"url": "https://example.org/h", "events": ["version.published"],
      "allow_private": "yes"}, "allow_private", "true or false"),
     ("POST", "/api/v1/webhooks", {"url": 5, "events": ["version.published"]}, "url", "string"),
+    ("POST", "/api/v1/trainings", {"kind": 5, "completed_on": "2026-01-02"}, "kind", "string"),
+    ("POST", "/api/v1/trainings", {"kind": "citi", "verification_url": ["x"]},
+     "verification_url", "string"),
 ]  # fmt: skip
 
 

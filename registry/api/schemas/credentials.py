@@ -41,3 +41,12 @@ class ReviewBody(Body):
 
     decision: str = ""
     reason: str = ""
+
+
+class TrainingBody(Body):
+    """A training: JSON with ``verification_url``, or multipart with these fields as form
+    fields and the certificate file as ``certificate``; the service checks the values."""
+
+    kind: str = ""
+    completed_on: str | None = None  # YYYY-MM-DD
+    verification_url: str | None = None

@@ -7,8 +7,8 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
-from registry.api.bodies import json_object, parse_body
-from registry.api.openapi import OBJECT, document
+from registry.api.bodies import parse_body
+from registry.api.openapi import document
 from registry.api.schemas import common
 from registry.api.schemas import credentials as schemas
 from registry.api.v1.blueprint import bp
@@ -85,7 +85,7 @@ def decide_credential(application_id: int) -> Response:
 @document(
     "Submit a training: multipart with a 'certificate' file (PDF/PNG/JPEG), or JSON with "
     "a verification_url; both with 'kind' and 'completed_on'",
-    body=OBJECT,
+    body=schemas.TrainingBody,
     response=common.Training,
     status=201,
 )
@@ -94,22 +94,21 @@ def submit_training() -> tuple[Response, int]:
     if request.mimetype == "multipart/form-data":
         # Refuse oversized bodies before the form parser spools them to disk.
         request.max_content_length = trainings.MAX_CERTIFICATE_BYTES + 64 * 1024
-        form: dict[str, Any] = request.form.to_dict()
+        body = parse_body(schemas.TrainingBody, request.form.to_dict())
         upload = request.files.get("certificate")
         if upload is None:
             raise BadRequest("Attach the certificate as the multipart field 'certificate'.")
         stream, filename = upload.stream, upload.filename or ""
     else:
-        form, stream, filename = json_object(), None, ""
-    kind = str(form.get("kind") or "")
+        body, stream, filename = parse_body(schemas.TrainingBody), None, ""
     training = trainings.submit(
         g.db,
         registry.blobs,
         _user(),
-        registry.policy.training(kind),
-        kind=kind,
-        completed_on=form.get("completed_on"),
-        verification_url=form.get("verification_url"),
+        registry.policy.training(body.kind),
+        kind=body.kind,
+        completed_on=body.completed_on,
+        verification_url=body.verification_url,
         certificate=stream,
         filename=filename,
         now=registry.now(),

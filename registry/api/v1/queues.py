@@ -15,7 +15,7 @@ from flask import Response, g, jsonify, request
 
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.bodies import json_object
-from registry.api.openapi import OBJECT, document
+from registry.api.openapi import document
 from registry.api.v1.access_requests import request_dict
 from registry.api.v1.blueprint import bp
 from registry.api.v1.serializers import application_dict, iso, training_dict, user_dict
@@ -41,6 +41,21 @@ PAGE: dict[str, Any] = {
         "pages": {"type": "integer"},
         "per_page": {"type": "integer"},
         "items": {"type": "array", "items": {"type": "object"}},
+    },
+}
+DECIDED: dict[str, Any] = {
+    "type": "object",
+    "required": ["decided", "items"],
+    "properties": {
+        "decided": {"type": "integer"},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "status"],
+                "properties": {"id": {"type": "integer"}, "status": {"type": "string"}},
+            },
+        },
     },
 }
 BATCH = {
@@ -156,21 +171,21 @@ def _decide(
 
 @bp.post("/queues/credentials/decisions")
 @requires("credential:review")
-@document("Accept or reject many credential applications at once", body=BATCH, response=OBJECT)
+@document("Accept or reject many credential applications at once", body=BATCH, response=DECIDED)
 def decide_credentials() -> Response:
     return _decide("credentials")
 
 
 @bp.post("/queues/trainings/decisions")
 @requires("training:review")
-@document("Accept or reject many trainings at once", body=BATCH, response=OBJECT)
+@document("Accept or reject many trainings at once", body=BATCH, response=DECIDED)
 def decide_trainings() -> Response:
     return _decide("trainings")
 
 
 @bp.post("/queues/access-requests/decisions")
 @requires("access-request:decide", deferred=True)
-@document("Accept or reject many access requests at once", body=BATCH, response=OBJECT)
+@document("Accept or reject many access requests at once", body=BATCH, response=DECIDED)
 def decide_access_requests() -> Response:
     return _decide("access-requests", check=authorize)
 
@@ -180,7 +195,7 @@ def decide_access_requests() -> Response:
 @document(
     "Publish (accept) or reject (with a reason) many in-review versions at once",
     body=BATCH,
-    response=OBJECT,
+    response=DECIDED,
 )
 def decide_reviews() -> Response:
     registry = current_registry()

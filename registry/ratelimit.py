@@ -13,12 +13,15 @@ every process), else in memory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
+from redis.exceptions import RedisError
 
+from registry.api.errors import STORE_DOWN, render_error
 from registry.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,7 +114,28 @@ def account_key() -> str:
 
 
 def _failed(response: Response) -> bool:
-    return response.status_code >= 400
+    """A refused attempt (a wrong password); not a refusal by the limiter or an outage."""
+    return 400 <= response.status_code < 500 and response.status_code != 429
+
+
+def _guard_after_request(app: Flask, limiter: Limiter) -> None:
+    """The limiter counts failed attempts after the view: a store that fails then answers
+    503 like one that fails before it (else Flask turns the error into a bare 500)."""
+    hooks = app.after_request_funcs.setdefault(None, [])
+    for index, hook in enumerate(hooks):
+        if isinstance(hook, functools.partial) and limiter in hook.args:
+            hooks[index] = _answer_outage(app, hook)
+
+
+def _answer_outage(app: Flask, hook: Callable[[Response], Response]) -> Any:
+    def guarded(response: Response) -> Response:
+        try:
+            return hook(response)
+        except RedisError as error:
+            app.logger.error("rate-limit store unavailable after the view: %s", error)
+            return render_error(503, "ServiceUnavailable", STORE_DOWN)
+
+    return guarded
 
 
 def _limit_name(view: Any) -> str | None:
@@ -146,6 +170,8 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
         return response
 
     limiter.init_app(app)
+    if not settings.ratelimit_fail_open:
+        _guard_after_request(app, limiter)
     for endpoint, view in list(app.view_functions.items()):
         name = _limit_name(view) or ENDPOINT_LIMITS.get(endpoint)
         if name is None:

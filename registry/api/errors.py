@@ -15,6 +15,11 @@ from registry.storage import BlobNotFoundError, StorageFullError, StorageUnavail
 from registry.unit_of_work import finish_error
 from registry.web.errors import render_error_page
 
+STORE_DOWN = (
+    "The registry cannot check its rate limits right now (its Redis store is unavailable); "
+    "try again shortly."
+)
+
 HTML_BLUEPRINTS = frozenset({"web"})
 
 
@@ -78,10 +83,7 @@ def install_error_handlers(app: Flask) -> None:
         (
             RedisError,
             "rate-limit store unavailable",
-            ServiceUnavailable(
-                "The registry cannot check its rate limits right now (its Redis store is "
-                "unavailable); try again shortly."
-            ),
+            ServiceUnavailable(STORE_DOWN),
         ),
         (
             OperationalError,

@@ -4,7 +4,9 @@ Revisions in hub URLs may carry slashes (``refs/heads/main``, ``refs/pr/1``; the
 percent-encodes them, the WSGI server decodes them again), so they get their own URL
 converter. Token failures answer the one ``X-Error-Message`` the hub client treats as a
 credentials problem (any other text on a 401 becomes "repository not found"); the real
-reason stays in the JSON ``error`` and in an ``X-HF-Warning`` the client logs.
+reason stays in the JSON ``error``. Every refusal (401/403/410) also carries its reason in
+an ``X-HF-Warning`` the hub client logs, the one channel that reaches the tools that print
+their own text instead of the server's (docs/hf-compat.md).
 """
 
 from __future__ import annotations

@@ -54,10 +54,11 @@ def test_with_s3_hung_and_the_lock_held_downloads_and_logins_keep_completing(
     env = {"REGISTRY_STORAGE_URL": storage, **DUMMY_AWS_ENV}
     first, second = start_server(**env), start_server(**env)
 
-    # A publish on the first process, its bytes uploaded while S3 still answered.
+    # A commit on the first process, its bytes uploaded while S3 still answered (credentialed:
+    # demo/gated already holds these bytes, so they may not go out openly).
     uploads = UploadApi(publisher, url=first.url)
     files = folder_files(tiny_model_dir)
-    opened = uploads.open("demo/next", files, tier="open", tag="v1")
+    opened = uploads.open("demo/next", files, tier="credentialed", tag="v1")
     assert opened.status == 201, opened.body
     uploads.send_all(opened.body, files)
 

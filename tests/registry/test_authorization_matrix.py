@@ -146,6 +146,11 @@ BODIES: dict[str, Callable[[Any], dict[str, Any]]] = {
     },
 }
 
+# Form routes that decide items named in the form: a real item, so the refusal is per item.
+FORMS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "web.bulk_requests": lambda w: {"ids": [w.ids["request"]], "decision": "reject"},
+}
+
 # Flask's own static-file routes serve public assets and carry no action.
 STATIC_ENDPOINTS = {"static"}
 TIER_PARAMS = {"namespace", "name", "revision", "ref", "rev", "path", "version_id"}
@@ -489,7 +494,10 @@ def test_authorization_matrix(world: World) -> None:
                     kwargs: dict[str, Any] = {"headers": headers}
                     if method not in SAFE:
                         body = BODIES.get(rule.endpoint)
-                        kwargs["json"] = body(world) if body else {}
+                        if rule.endpoint in FORMS:
+                            kwargs["data"] = FORMS[rule.endpoint](world)
+                        else:
+                            kwargs["json"] = body(world) if body else {}
                     response = client.open(url, method=method, **kwargs)
                     cells += 1
                     seen = _observe(response, spy, action)

@@ -124,3 +124,26 @@ def test_a_model_with_nothing_published_looks_missing_to_outsiders(
         for path in ("/api/v1/models/demo/soon/versions", "/api/v1/models/demo/soon/versions/1"):
             reply = client.get(path, headers=headers)
             assert reply.status_code == status, (path, token, reply.get_json())
+
+
+def test_a_member_sees_the_institutions_published_versions_but_not_its_drafts(
+    app, registry, people, tiny_model_dir
+):
+    from registry.models import Version
+    from registry.unit_of_work import unit_of_work
+    from tests.fixtures.principals import PASSWORD
+
+    publish_folder(registry, "demo/cxr", tiny_model_dir, tier="open", tag="v1")
+    with unit_of_work(registry.sessions) as db:
+        draft = Version(model_id=1, state="rejected", reject_reason="labels leak")
+        db.add(draft)
+        db.commit()
+    people.user("m@demo.org", institution="demo", role="member")
+    people.user("p@demo.org", institution="demo", role="publisher")
+    for email, sees_draft in (("m@demo.org", False), ("p@demo.org", True)):
+        browser = app.test_client()
+        login = browser.post("/api/v1/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.get_json()
+        page = browser.get("/publish").get_data(as_text=True)
+        assert "demo/cxr" in page
+        assert ("labels leak" in page) is sees_draft, email

@@ -85,11 +85,11 @@ def test_a_gated_model_lands_in_review_and_a_bad_card_is_refused(
 
 def test_large_files_go_up_in_parts(live_server, registry, no_xet, publisher, model_copy):
     registry.settings = dataclasses.replace(
-        registry.settings, hf_lfs_multipart_threshold=1024, hf_lfs_part_size=4096
+        registry.settings, hf_lfs_multipart_threshold=1024, hf_lfs_part_size=256 * 1024
     )
     api = HfApi(endpoint=live_server.url, token=publisher)
     weights = model_copy / "unet" / "diffusion_pytorch_model.safetensors"
-    assert weights.stat().st_size > 3 * 4096
+    assert weights.stat().st_size > 3 * 256 * 1024
     api.upload_folder(repo_id="mgh/parts", folder_path=model_copy)
     info = api.model_info("mgh/parts", files_metadata=True)
     sizes = {s.rfilename: s.size for s in info.siblings}
@@ -161,6 +161,7 @@ def test_lfs_hrefs_authorise_themselves_and_nothing_else(
     assert anonymous.status_code == 401
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_diffusers_push_to_hub_adds_a_version(
     live_server, no_xet, people, registry, tiny_model_dir, tmp_path
 ):
@@ -191,3 +192,27 @@ print("URL", pipe.push_to_hub("mgh/pushed", commit_message="from diffusers"))
     assert len(commits) == 2
     config = api.hf_hub_download("mgh/pushed", "scheduler/scheduler_config.json")
     assert '"steps_offset": 7' in Path(config).read_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_hf_upload_cli(live_server, publisher, model_copy, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(
+        HF_ENDPOINT=live_server.url,
+        HF_TOKEN=publisher,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf-home"),
+    )
+    hf = str(Path(sys.executable).with_name("hf"))
+    done = subprocess.run(
+        [hf, "upload", "mgh/cli-tiny", str(model_copy), ".", "--commit-message", "first"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = {
+        s.rfilename for s in HfApi(endpoint=live_server.url).model_info("mgh/cli-tiny").siblings
+    }
+    assert files == set(_tree(model_copy))

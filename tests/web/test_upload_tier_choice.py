@@ -21,7 +21,7 @@ def _card_says(folder, tier: str, datasets: str = "[synthetic-phantoms]") -> Non
 def test_a_card_tier_that_differs_from_the_form_is_a_visible_choice(
     page, make_account, model_copy, registry
 ):
-    _card_says(model_copy, "contributor-review", "[mimic-cxr]")
+    _card_says(model_copy, "contributor-review")
     publisher = make_account("pub@mgh.example", institution="mgh")
     log_in(page, publisher.email, publisher.password)
     page.goto("/publish/upload")

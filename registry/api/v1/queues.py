@@ -43,7 +43,7 @@ PAGE: dict[str, Any] = {
         "items": {"type": "array", "items": {"type": "object"}},
     },
 }
-DECIDED = {
+DECIDED: dict[str, Any] = {
     "type": "object",
     "required": ["decided", "items"],
     "properties": {
@@ -52,6 +52,7 @@ DECIDED = {
             "type": "array",
             "items": {
                 "type": "object",
+                "required": ["id", "status"],
                 "properties": {"id": {"type": "integer"}, "status": {"type": "string"}},
             },
         },

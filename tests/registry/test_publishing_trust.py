@@ -101,7 +101,7 @@ def test_open_copy_of_a_credentialed_models_files_is_refused_naming_that_model(
     refused = publisher.commit(opened.body["id"])
     assert refused.status == 422, refused.body
     assert "mgh/cxr-gated" in refused.body["error"] and "credentialed" in refused.body["error"]
-    assert WEIGHTS in {p["path"] for p in refused.body["problems"]}
+    assert WEIGHTS in {p["field"] for p in refused.body["problems"]}
     assert client.get(f"/mgh/leak/resolve/main/{WEIGHTS}").status_code == 404
 
 

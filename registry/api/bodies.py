@@ -34,6 +34,8 @@ CERTIFICATE_BODY_BYTES = MAX_CERTIFICATE_BYTES + 64 * 1024
 # Routes whose bodies may be larger than MAX_BODY_BYTES; ``None``: the view bounds the stream.
 ROUTE_LIMITS: dict[str, int | None] = {
     "v1.put_chunk": None,
+    "hf.lfs_put": None,  # put_stream stops at the ticket's size
+    "hf.lfs_put_part": None,  # stage_write reads exactly the part's length
     "v1.open_upload": MAX_CARD_BODY_BYTES,
     "web.card_fields": MAX_CARD_BODY_BYTES,
     "v1.submit_training": CERTIFICATE_BODY_BYTES,

@@ -282,7 +282,8 @@ def _terms(
     if not isinstance(tier, str):
         raise ValidationFailed("README.md front matter needs 'access_tier' (the model's tier)")
     dua = card.get("dua")
-    return tier, dua if isinstance(dua, str) else None
+    # "dua: none" (an open model's card) means no DUA, as registry-client push reads it
+    return tier, dua if isinstance(dua, str) and dua.strip().lower() != "none" else None
 
 
 @bp.post("/api/validate-yaml")

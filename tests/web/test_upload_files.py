@@ -44,6 +44,7 @@ def test_a_diffusers_model_added_folder_by_folder_keeps_its_paths_and_publishes(
     top = sorted(p for p in tiny_model_dir.iterdir() if p.is_file())
     page.set_input_files("#files", [str(p) for p in top])  # model_index.json and README.md
     expect(page.get_by_label("Licence")).to_have_value("apache-2.0")  # from the README
+    page.locator("#tier-keep-form").click()  # the card says open; keep the form's tier
     folders = sorted(p for p in tiny_model_dir.iterdir() if p.is_dir())
     for folder in folders:
         into.fill(folder.name)
@@ -166,6 +167,7 @@ def test_problems_go_to_a_focused_summary_and_the_form_survives_a_reload(
 
     page.set_input_files("#folder", str(model_copy))
     expect(page.get_by_label("Licence")).to_have_value("apache-2.0")
+    page.locator("#tier-keep-form").click()  # the card says open; keep the form's tier
     page.get_by_role("button", name="Upload and submit for review").click()
     summary = page.locator("#error-summary")
     expect(summary).to_be_visible()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trainer.errors import TrainerError
 
-REGISTRY_REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w.-]+)?$")
+REGISTRY_REF = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w.-]+)?\Z")
 
 
 class BaseModelError(TrainerError):

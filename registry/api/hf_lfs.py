@@ -12,13 +12,13 @@ proves nothing).
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from flask import Response, g, jsonify, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from client.shared.rules import SHA256_RE
 from registry.access.seam import authorize, current_principal, requires
 from registry.api.hf_blueprint import bp
 from registry.audit.services import record_event
@@ -30,7 +30,6 @@ from registry.repos import services as repos
 from registry.storage import BlobIntegrityError
 from registry.storage.keys import is_upload_key
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 LFS_JSON = "application/vnd.git-lfs+json"
 RECEIPT_TAG = "upload:lfs-object"
 XET_REFUSAL = (
@@ -110,7 +109,7 @@ def _object_answer(
 ) -> dict[str, Any]:
     oid = item.get("oid") if isinstance(item, dict) else None
     size = item.get("size") if isinstance(item, dict) else None
-    if not isinstance(oid, str) or not SHA256_RE.match(oid):
+    if not isinstance(oid, str) or not SHA256_RE.fullmatch(oid):
         return {
             "oid": str(oid),
             "size": size,

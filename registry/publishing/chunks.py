@@ -17,7 +17,7 @@ from registry.publishing.sessions import upload_key
 from registry.storage import BlobStore
 from registry.storage.base import BlobInfo, BlobIntegrityError, StagingOffsetError
 
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 
 
 class OffsetMismatch(Conflict):

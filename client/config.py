@@ -13,15 +13,18 @@ Layout (``REGISTRY_CONFIG_DIR`` overrides the folder, for tests and shared machi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from filelock import FileLock
 
 from client.errors import ConfigError
 
@@ -143,3 +146,14 @@ def write_json(path: Path, value: Any, *, mode: int) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def locked_update(path: Path, load: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``load()`` under an OS lock (``<path>.lock``, every platform), yielded for changing and
+    written back atomically on success: concurrent clients never lose each other's edits."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with FileLock(str(path.with_suffix(".lock"))):
+        data = load()
+        yield data
+        write_json(path, data, mode=0o600)

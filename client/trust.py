@@ -18,12 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from client.config import read_json, write_json
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, last writer wins
-    fcntl = None  # type: ignore[assignment]
+from client.config import locked_update, read_json
 
 
 def utc_now() -> str:
@@ -46,13 +41,8 @@ class TrustStore:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
         """Yield the stored data for changing; written back atomically on success."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.path.with_suffix(".lock"), "a+b") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            data = self.load()
+        with locked_update(self.path, self.load) as data:
             yield data
-            write_json(self.path, data, mode=0o600)
 
     # keys ------------------------------------------------------------------------------
     def registry_keys(self) -> dict[str, str]:

@@ -22,14 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import client.merkle as merkle
-from client.config import read_json, write_json
+from client.config import locked_update, read_json
 from client.errors import IntegrityError, NotFound
 from client.verify import verify_signature
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, last writer wins
-    fcntl = None  # type: ignore[assignment]
 
 HISTORY = 256  # checkpoints kept; the newest is what the next pull is checked against
 
@@ -70,13 +65,8 @@ class WitnessStore:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
         """The stored document for changing; written back atomically on success."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.path.with_suffix(".lock"), "a+b") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            document = self.load()
+        with locked_update(self.path, self.load) as document:
             yield document
-            write_json(self.path, document, mode=0o600)
 
 
 def observe(get_json: GetJson, store: WitnessStore, keys: Mapping[str, str]) -> Observation:

@@ -398,3 +398,33 @@ def test_wrong_password_points_to_the_reset_page(client, people) -> None:
     page = client.get("/login").get_data(as_text=True)
     assert 'href="/password/forgot"' in page
     assert client.get("/password/forgot").status_code == 200
+
+
+def test_an_unverified_account_is_not_made_a_registry_admin(
+    api, registry, people, settings, monkeypatch
+) -> None:
+    """The squatting story one level up: promoting the address someone registered first."""
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    admin = people.token(people.user("root@registry.example", admin=True))
+    squatter = people.user("ops@registry.example", email_verified=False)
+    refused = api(
+        "PATCH", f"/api/v1/users/{squatter}", token=admin, json={"is_registry_admin": True}
+    )
+    assert refused.status_code == 409, refused.json
+    assert "verify your email (no link sent to ops@registry.example yet" in refused.json["error"]
+    for name, value in (
+        ("REGISTRY_DATABASE_URL", settings.database_url),
+        ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
+        ("REGISTRY_SECRET_KEY", settings.secret_key),
+    ):
+        monkeypatch.setenv(name, value)
+    promoted = CliRunner().invoke(main, ["create-admin", "ops@registry.example"])
+    assert promoted.exit_code != 0
+    assert "verify your email" in promoted.output
+    assert _user(registry, "ops@registry.example").is_registry_admin is False
+    # Disabling the unverified account, or removing admin rights, stays possible.
+    disabled = api("PATCH", f"/api/v1/users/{squatter}", token=admin, json={"is_active": False})
+    assert disabled.status_code == 200

@@ -56,13 +56,14 @@ class World:
         return response.json
 
     def deliver(self) -> None:
-        """Deliver the outbox; the first time, the mail server is down and then comes back."""
-        if self.smtp.controller is None:
-            report = deliver_due(self.registry)
-            assert report.sent == 0 and report.retrying > 0, report
-            self.smtp.start()
-            self.clock += BACKOFF[0]
-        deliver_due(self.registry)
+        """Deliver the outbox while the mail server is down, then again once it is back."""
+        self.smtp.stop()
+        down = deliver_due(self.registry)
+        assert down.sent == 0 and down.retrying > 0, down
+        self.smtp.start()
+        self.clock += BACKOFF[0]
+        back = deliver_due(self.registry)
+        assert (back.sent, back.retrying, back.failed) == (down.retrying, 0, 0)  # none lost
         assert deliver_due(self.registry).sent == 0  # nothing left, nothing twice
 
     def mail(self, to: str, subject: str, link: str):
@@ -179,7 +180,7 @@ def test_a_digest_reviewer_gets_one_summary_a_day_instead(world) -> None:
     assert "2  credentialing applications" in body_of(digest)
     world.clock += dt.timedelta(days=1)
     run_scheduled(world.registry)
-    deliver_due(world.registry)
+    world.deliver()
     assert len(world.subjects("root@registry.example")) == 2  # the next day's digest
 
 
@@ -211,10 +212,25 @@ def test_trainings_and_grants_warn_30_days_ahead_and_on_the_day_they_lapse(
     world.clock = now + dt.timedelta(days=10, minutes=5)
     run_scheduled(world.registry)
     run_scheduled(world.registry)
-    deliver_due(world.registry)
+    world.deliver()
     lapsed = world.mail("rita@uni.example", "Your citi-dsor training expired", "/account/trainings")
     assert "refused from now on" in body_of(lapsed)
     assert len(world.subjects("rita@uni.example")) == 3
+
+    # The grant lapses on day 20: one mail that day, none again the day after.
+    world.clock = now + dt.timedelta(days=20, hours=2)
+    run_scheduled(world.registry)
+    world.deliver()
+    ended = world.mail(
+        "rita@uni.example", f"Your access to {repo.repo_id} expired",
+        f"/models/{repo.repo_id}/request-access",
+    )  # fmt: skip
+    assert "refused from now on" in body_of(ended)
+    world.clock += dt.timedelta(days=1)
+    run_scheduled(world.registry)
+    assert deliver_due(world.registry).sent == 0
+    assert len(world.subjects("rita@uni.example")) == 4
+    assert world.subjects("far@uni.example") == []
 
 
 def test_a_withdrawal_reaches_every_downloader_once_and_a_publication_its_publisher(
@@ -231,7 +247,7 @@ def test_a_withdrawal_reaches_every_downloader_once_and_a_publication_its_publis
     published = world.call(
         "root@registry.example", "POST", f"/api/v1/models/hosp/cxr/versions/{version}/publish"
     )
-    deliver_due(world.registry)
+    world.deliver()
     world.mail(
         "pub@hosp.org",
         f"hosp/cxr version {published['commit'][:12]} is published",
@@ -251,7 +267,7 @@ def test_a_withdrawal_reaches_every_downloader_once_and_a_publication_its_publis
         "pub@hosp.org", "POST", f"/api/v1/models/hosp/cxr/versions/{version}/withdraw",
         json={"reason": "Trained on images that were not de-identified."},
     )  # fmt: skip
-    deliver_due(world.registry)
+    world.deliver()
     for who in ("ada@uni.example", "li@uni.example"):
         mail = world.mail(who, "was withdrawn", "/models/hosp/cxr")
         assert "not de-identified" in body_of(mail)

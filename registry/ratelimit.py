@@ -21,6 +21,7 @@ from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 from redis.exceptions import RedisError
 
+from registry.accounts.addresses import AddressRefused, email_key, normalize_email
 from registry.api.errors import STORE_DOWN, render_error
 from registry.config import Settings
 
@@ -106,11 +107,19 @@ def account_key() -> str:
         body = request.get_json(silent=True)
         email = body.get("email") if isinstance(body, dict) else None
     if isinstance(email, str) and email.strip():
-        return "email:" + email.strip().lower()[:320]
+        return "email:" + _canonical(email)[:320]
     user = getattr(g.get("principal"), "user", None)
     if user is not None:
         return f"user:{user.id}"
     return "address:" + client_address()
+
+
+def _canonical(email: str) -> str:
+    """One key per account however its address is spelled (case, fullwidth, punycode)."""
+    try:
+        return email_key(normalize_email(email))
+    except AddressRefused:  # refused by the view too; counted under what was typed
+        return email.strip().lower()
 
 
 def _failed(response: Response) -> bool:

@@ -428,3 +428,49 @@ def test_an_unverified_account_is_not_made_a_registry_admin(
     # Disabling the unverified account, or removing admin rights, stays possible.
     disabled = api("PATCH", f"/api/v1/users/{squatter}", token=admin, json={"is_active": False})
     assert disabled.status_code == 200
+
+
+def _spellings(address: str, n: int) -> list[str]:
+    """``n`` spellings of ``address`` that name the same account (case, fullwidth letters)."""
+    local, domain = address.split("@")
+    found = []
+    for i in range(n):
+        letters = [
+            chr(ord(c) + 0xFEE0) if (i >> k) & 1 else (c.upper() if k % 2 else c)
+            for k, c in enumerate(local)
+        ]
+        found.append("".join(letters) + "@" + domain)
+    return found
+
+
+def test_spelling_the_address_differently_does_not_escape_the_per_account_limits(
+    settings, people
+) -> None:
+    """The per-account counters count the account, not the string typed for it."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    others = People(app.extensions["registry"])
+    others.user("ada@example.org")
+    client = app.test_client()
+    guesses = [
+        client.post("/api/v1/login", json={"email": spelled, "password": "wrong-guess-x"})
+        for spelled in _spellings("ada@example.org", 11)
+    ]
+    assert [g.status_code for g in guesses] == [401] * 10 + [429]
+    assert "for this account" in guesses[-1].json["error"]
+
+    # Reset requests: the same answers for a known and an unknown account, limit included.
+    def answers(address: str) -> list[tuple[int, dict]]:
+        return [
+            (r.status_code, r.json)
+            for r in (
+                client.post("/api/v1/password/forgot", json={"email": spelled})
+                for spelled in _spellings(address, 11)
+            )
+        ]
+
+    others.user("bea@example.org")
+    known, unknown = answers("bea@example.org"), answers("bob@example.org")
+    assert [code for code, _ in known] == [202] * 10 + [429]
+    assert known == unknown

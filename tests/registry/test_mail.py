@@ -225,3 +225,22 @@ def test_serve_drains_the_outbox_in_the_background(registry, smtp_down) -> None:
     finally:
         runner.stop()
     assert len(smtp_down.to("ada@example.org")) == 1
+
+
+def test_registry_server_serve_mails_a_registration_without_a_worker(
+    start_server, smtp_down: SmtpServer
+) -> None:
+    """The real ``registry-server serve`` (gunicorn) drains the outbox by itself."""
+    import requests
+
+    smtp_down.start()
+    server = start_server(REGISTRY_SMTP_URL=smtp_down.url)
+    body = {"email": "ada@example.org", "password": PASSWORD, "accept_terms": True}
+    made = requests.post(f"{server.url}/api/v1/register", json=body, timeout=30)
+    assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 30
+    while not smtp_down.to("ada@example.org") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [mail] = smtp_down.to("ada@example.org")
+    assert "Verify your email address" in mail["Subject"]
+    assert "/account/verify/" in body_of(mail)

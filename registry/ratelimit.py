@@ -39,6 +39,9 @@ class Limit:
     account_message: str = ""
     # Only refusals count (a wrong password), so people who log in correctly never queue.
     failures_only: bool = False
+    # Whose counter: the account an ``email`` field names (login, reset), or the signed-in
+    # one (its password or tokens; an ``email`` there is a new address, not the account).
+    signed_in: bool = False
 
 
 LIMITS: dict[str, Limit] = {
@@ -57,6 +60,7 @@ LIMITS: dict[str, Limit] = {
         "Too many tokens created from your address; wait and retry, or reuse a token.",
         per_account="20 per hour",
         account_message="Too many tokens created; wait and retry, or reuse a token.",
+        signed_in=True,
     ),
     "password": Limit(
         "100 per hour",
@@ -64,6 +68,7 @@ LIMITS: dict[str, Limit] = {
         per_account="10 per hour",
         account_message="Too many password attempts; wait an hour and retry.",
         failures_only=True,
+        signed_in=True,
     ),
     "reset": Limit(
         "100 per hour",
@@ -98,6 +103,12 @@ def rate_limited(name: str) -> Callable[[F], F]:
 
 def client_address() -> str:
     return request.remote_addr or "unknown"
+
+
+def signed_in_key() -> str:
+    """The signed-in account (else the client address: the view refuses the request)."""
+    user = getattr(g.get("principal"), "user", None)
+    return f"user:{user.id}" if user is not None else "address:" + client_address()
 
 
 def account_key() -> str:
@@ -198,7 +209,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
             wrapped = limiter.shared_limit(
                 spec.per_account,
                 scope=f"{name}-account",
-                key_func=account_key,
+                key_func=signed_in_key if spec.signed_in else account_key,
                 methods=["POST"],
                 error_message=spec.account_message,
                 deduct_when=deduct,

@@ -474,3 +474,30 @@ def test_spelling_the_address_differently_does_not_escape_the_per_account_limits
     known, unknown = answers("bea@example.org"), answers("bob@example.org")
     assert [code for code, _ in known] == [202] * 10 + [429]
     assert known == unknown
+
+
+def test_password_guesses_through_the_address_change_are_limited_per_account(
+    settings, people
+) -> None:
+    """The address change asks for the password: naming a new address each time is still
+    one account guessing (the counter is the signed-in account's, shared with /me/password)."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    others = People(app.extensions["registry"])
+    headers = {"Authorization": f"Bearer {others.token(others.user('ada@example.org'))}"}
+    client = app.test_client()
+    codes = [
+        client.post(
+            "/api/v1/me/email",
+            json={"email": f"new{i}@uni.example", "password": "wrong-guess-x"},
+            headers=headers,
+        ).status_code
+        for i in range(6)
+    ]
+    change = {"current_password": "wrong-guess-x", "new_password": NEW_PASSWORD}
+    codes += [
+        client.post("/api/v1/me/password", json=change, headers=headers).status_code
+        for _ in range(5)
+    ]
+    assert codes == [403] * 10 + [429]

@@ -128,6 +128,19 @@ def test_credential_and_training_decisions_reach_the_applicant_with_the_reason(w
     world.mail(
         "rita@uni.example", "Your citi-dsor training certificate was accepted", "/account/trainings"
     )
+    renewal = world.call(
+        "rita@uni.example", "POST", "/api/v1/trainings",
+        json={"kind": "citi-dsor", "verification_url": "https://citi.example/v/2"},
+    )  # fmt: skip
+    world.call(
+        "root@registry.example", "POST", f"/api/v1/trainings/{renewal['id']}/decision",
+        json={"decision": "reject", "reason": "The certificate names someone else."},
+    )  # fmt: skip
+    world.deliver()
+    refused = world.mail(
+        "rita@uni.example", "Your citi-dsor training certificate was rejected", "/account/trainings"
+    )
+    assert "The certificate names someone else." in body_of(refused)
 
 
 def test_access_requests_reach_their_reviewers_and_the_decision_the_requester(
@@ -182,6 +195,28 @@ def test_a_digest_reviewer_gets_one_summary_a_day_instead(world) -> None:
     run_scheduled(world.registry)
     world.deliver()
     assert len(world.subjects("root@registry.example")) == 2  # the next day's digest
+
+
+def test_an_institution_admins_digest_counts_their_own_models_requests(
+    world, tiny_model_dir
+) -> None:
+    world.people.institution("hosp")
+    world.people.institution("other")
+    repo = publish_folder(world.registry, "hosp/cxr-cr", tiny_model_dir, tier="contributor-review")
+    for head in ("head@hosp.org", "head@other.org"):
+        world.person(head, institution=head.split("@")[1][:-4], role="institution-admin")
+        world.call(head, "PUT", "/api/v1/me/notifications", json={"reviews": "digest"})
+    world.person("rita@uni.example", credentialed=True, dua=DUA)
+    world.call(
+        "rita@uni.example", "POST", f"/api/v1/models/{repo.repo_id}/access-requests", json={}
+    )
+    run_scheduled(world.registry)
+    world.deliver()
+    assert world.subjects("head@hosp.org") == ["[RoentGen Registry] 1 item waiting for your review"]
+    digest = world.mail("head@hosp.org", "1 item waiting", "/admin/access-requests")
+    assert "1  access requests" in body_of(digest)
+    assert "credentialing" not in body_of(digest)  # not a queue they review
+    assert world.subjects("head@other.org") == []  # nothing of theirs waits
 
 
 def test_trainings_and_grants_warn_30_days_ahead_and_on_the_day_they_lapse(

@@ -18,7 +18,7 @@ from registry.mail.worker import deliver_due
 from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.fixtures.mail import body_of, link_in
-from tests.fixtures.principals import PASSWORD, Api, People
+from tests.fixtures.principals import DUA, PASSWORD, Api, People
 from tests.fixtures.repos import publish_folder
 from tests.web.test_security import csrf_token
 
@@ -501,3 +501,24 @@ def test_password_guesses_through_the_address_change_are_limited_per_account(
         for _ in range(5)
     ]
     assert codes == [403] * 10 + [429]
+
+
+def test_an_access_request_of_an_unverified_address_is_not_accepted(
+    api, registry, people, tiny_model_dir
+) -> None:
+    """Like credentials and trainings: a grant attaches only to a proven address (else the
+    squatter's request, granted, would follow the account to whoever proves it later)."""
+    repo = publish_folder(registry, "hosp/cxr-cr", tiny_model_dir, tier="contributor-review")
+    head = people.token(people.user("head@hosp.org", institution="hosp", role="institution-admin"))
+    asker = people.token(
+        people.user("asker@uni.example", email_verified=False, credentialed=True, dua=DUA)
+    )
+    made = api("POST", f"/api/v1/models/{repo.repo_id}/access-requests", token=asker, json={})
+    assert made.status_code == 201
+    assert "email-verified" in [m["requirement"] for m in made.json["still_missing"]]
+    url = f"/api/v1/access-requests/{made.json['id']}/decision"
+    refused = api("POST", url, token=head, json={"decision": "accept"})
+    assert refused.status_code == 409, refused.json
+    assert "verify your email (no link sent to asker@uni.example yet" in refused.json["error"]
+    rejected = api("POST", url, token=head, json={"decision": "reject", "reason": "Who are you?"})
+    assert rejected.status_code == 200 and rejected.json["status"] == "rejected"

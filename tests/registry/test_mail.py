@@ -244,3 +244,103 @@ def test_registry_server_serve_mails_a_registration_without_a_worker(
     [mail] = smtp_down.to("ada@example.org")
     assert "Verify your email address" in mail["Subject"]
     assert "/account/verify/" in body_of(mail)
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made here: the test's own CA) and its key."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("mode", ["smtps", "starttls"])
+def test_tls_and_login_as_in_smtps_user_pass_at_host(
+    database_url, tmp_path, monkeypatch, mode
+) -> None:
+    """``smtps://user:pass@host:port`` (TLS from the start) and ``smtp://...?starttls=true``
+    against a real TLS mail server on loopback that insists on the login."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from registry.app import create_app
+    from tests.conftest import free_port
+    from tests.fixtures.mail import _Collect
+
+    cert, key = _certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the registry trusts the test's CA only
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, data) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        # handled=False: aiosmtpd answers the refusal itself (535).
+        ok = (data.login, data.password) == (b"reg", b"p@ss word")
+        return AuthResult(success=ok, handled=False)
+
+    box = SmtpServer()
+    port = free_port()
+    options = {"ssl_context": tls} if mode == "smtps" else {"tls_context": tls}
+    controller = Controller(
+        _Collect(box), hostname="127.0.0.1", port=port, authenticator=authenticator,
+        # aiosmtpd counts only STARTTLS as TLS for AUTH: with TLS from the start, allow it.
+        auth_require_tls=mode == "starttls", require_starttls=mode == "starttls", **options,
+    )  # fmt: skip
+    controller.start()
+    try:
+        tail = "" if mode == "smtps" else "?starttls=true"
+        scheme = "smtps" if mode == "smtps" else "smtp"
+        for password, sent in (("wrong", 0), ("p%40ss%20word", 1)):
+            url = f"{scheme}://reg:{password}@127.0.0.1:{port}{tail}"
+            settings = make_settings(database_url, tmp_path, smtp_url=url)
+            app = create_app(settings=settings)
+            registry = app.extensions["registry"]
+            _queue(registry, "ada@example.org")
+            report = deliver_due(registry)
+            assert report.sent == sent, report
+            if not sent:
+                [row] = _rows(registry)
+                assert "refused the login" in row.last_error and "reg:" not in row.last_error
+                with unit_of_work(registry.sessions) as db:
+                    db.query(OutboxMessage).delete()
+            registry.engine.dispose()
+    finally:
+        controller.stop()
+    assert logins[-1] == (b"reg", b"p@ss word")  # the URL's escapes are undone
+    [mail] = box.to("ada@example.org")
+    assert mail["Subject"] == "[RoentGen Registry] Hello 0"

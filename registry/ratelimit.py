@@ -76,7 +76,11 @@ LIMITS: dict[str, Limit] = {
         per_account="10 per hour",
         account_message="Too many password reset requests for this account; retry later.",
     ),
-    "verify": Limit("10 per hour", "Too many verification links asked for; use the newest one."),
+    # Links are unguessable and each account gets few (``verification.MAX_LINKS_PER_HOUR``):
+    # this only stops one address hammering; a hospital NAT verifies all its new hires.
+    "verify": Limit(
+        "300 per hour", "Too many verification requests from your address; retry later."
+    ),
 }
 
 

@@ -522,3 +522,33 @@ def test_an_access_request_of_an_unverified_address_is_not_accepted(
     assert "verify your email (no link sent to asker@uni.example yet" in refused.json["error"]
     rejected = api("POST", url, token=head, json={"decision": "reject", "reason": "Who are you?"})
     assert rejected.status_code == 200 and rejected.json["status"] == "rejected"
+
+
+def test_a_hospital_behind_one_address_verifies_everyone_who_registers(
+    settings, smtp_server
+) -> None:
+    """Thirty new hires on one NAT address ask for and open their links within the hour:
+    all verified (a link is unguessable; resending is limited per account, not address)."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    registry = app.extensions["registry"]
+    people = People(registry)
+    client = app.test_client()
+    env = {"REMOTE_ADDR": "198.51.100.8"}
+    answers = []
+    for i in range(30):
+        address = f"hire{i}@hosp.org"
+        bearer = {
+            "Authorization": f"Bearer {people.token(people.user(address, email_verified=False))}"
+        }
+        sent = client.post("/api/v1/me/verify-email", headers=bearer, environ_base=env)
+        if sent.status_code != 202:
+            answers.append((sent.status_code, None))
+            continue
+        deliver_due(registry)
+        token = link_in(smtp_server.latest(address, "Verify"), "/account/verify/").rsplit("/", 1)[1]
+        opened = client.post("/api/v1/verify-email", json={"token": token}, environ_base=env)
+        answers.append((sent.status_code, opened.status_code))
+    assert answers == [(202, 200)] * 30
+    registry.engine.dispose()

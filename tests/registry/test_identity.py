@@ -160,6 +160,9 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
         "POST", "/api/v1/login", json={"email": NEWHIRE, "password": "squatters-password"}
     )
     assert login.status_code == 200
+    made = squatter("POST", "/api/v1/tokens", json={"name": "laptop", "scope": "read"})
+    assert made.status_code == 201, made.json
+    squatters_token = made.json["token"]
 
     # The institution admin adds the new hire's address as publisher: refused, not handed over.
     refused = Api(client)(
@@ -181,6 +184,11 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
     )  # fmt: skip
     assert reset.status_code == 200 and reset.json["email_verified"] is True
     assert squatter("GET", "/api/v1/me").status_code == 401
+    # Tokens made before the address was proven were the squatter's: they end too.
+    assert Api(client)("GET", "/api/v1/me", token=squatters_token).status_code == 401
+    deliver_due(registry)
+    notice = smtp_server.latest(NEWHIRE, "Your password was changed")
+    assert "The API token made before the address was verified was revoked" in body_of(notice)
     added = Api(client)(
         "PUT", f"/api/v1/institutions/hosp/members/{NEWHIRE}", token=head_token,
         json={"role": "publisher"},

@@ -560,3 +560,34 @@ def test_a_hospital_behind_one_address_verifies_everyone_who_registers(
         answers.append((sent.status_code, opened.status_code))
     assert answers == [(202, 200)] * 30
     registry.engine.dispose()
+
+
+def test_verification_and_address_change_links_expire(
+    client, registry, people, smtp_server
+) -> None:
+    """The registration link lasts 48 hours, the address-change link 24; then the page says
+    so and where to get a new one, and nothing changes."""
+    assert _register(Api(client)).status_code == 201
+    uid = people.user("ada@example.org")
+    asked = Api(client)(
+        "POST", "/api/v1/me/email", token=people.token(uid),
+        json={"email": "ada@uni.example", "password": PASSWORD},
+    )  # fmt: skip
+    assert asked.status_code == 202
+    deliver_due(registry)
+    verify = link_in(smtp_server.one(NEWHIRE), "/account/verify/")
+    change = link_in(smtp_server.one("ada@uni.example"), "/account/email/confirm/")
+    start = registry.now()
+    registry.clock = lambda: start + dt.timedelta(hours=24, minutes=1)
+    late = client.get(change)
+    assert late.status_code == 400 and "This link expired on" in late.get_data(as_text=True)
+    assert client.get(verify).status_code == 200  # still good for another day
+    registry.clock = lambda: start + dt.timedelta(hours=48, minutes=1)
+    late = client.get(verify)
+    assert late.status_code == 400 and "This link expired on" in late.get_data(as_text=True)
+    assert "/account/verify" in late.get_data(as_text=True)  # where to get a new one
+    token = verify.rsplit("/", 1)[1]
+    refused = Api(client)("POST", "/api/v1/verify-email", json={"token": token})
+    assert refused.status_code == 400 and "expired" in refused.json["error"]
+    assert _user(registry, NEWHIRE).email_verified_at is None
+    assert _user(registry, "ada@example.org") is not None  # the address did not change

@@ -131,3 +131,26 @@ def test_an_admin_sees_the_outbox_by_state_and_retries_a_failed_mail(
     page = client.get("/admin/outbox").get_data(as_text=True)
     assert re.search(r'data-count="sent">2 sent<', page)
     assert re.search(r'data-count="failed">0 failed<', page)
+
+
+def test_the_users_page_shows_who_is_unverified_and_refuses_them_a_role(
+    client, registry, make_account
+) -> None:
+    from tests.fixtures.principals import People
+
+    token = log_in(client, make_account("root@registry.example", admin=True))
+    client.post("/admin/institutions", data={"csrf_token": token, "slug": "hosp", "name": "Hosp"})
+    uid = People(registry).user("newhire@hosp.org", email_verified=False)
+    page = client.get("/admin/users?q=newhire").get_data(as_text=True)
+    assert 'data-email-verified="no"' in page and "address not verified" in page
+    for url, form in (
+        (f"/admin/users/{uid}/membership", {"institution": "hosp", "role": "publisher"}),
+        (f"/admin/users/{uid}/flags", {"is_registry_admin": "yes", "is_active": "yes"}),
+    ):
+        refused = client.post(url, data={"csrf_token": token, **form}, follow_redirects=True)
+        text = refused.get_data(as_text=True)
+        assert "verify your email (no link sent to newhire@hosp.org yet" in text, url
+    page = client.get("/admin/users?q=newhire").get_data(as_text=True)
+    assert "registry admin</label>" in page and 'value="yes" checked> registry admin' not in page
+    root = client.get("/admin/users?q=root").get_data(as_text=True)
+    assert 'data-email-verified="yes"' in root

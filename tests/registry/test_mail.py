@@ -344,3 +344,44 @@ def test_tls_and_login_as_in_smtps_user_pass_at_host(
     assert logins[-1] == (b"reg", b"p@ss word")  # the URL's escapes are undone
     [mail] = box.to("ada@example.org")
     assert mail["Subject"] == "[RoentGen Registry] Hello 0"
+
+
+def test_a_slow_mail_server_does_not_hold_the_background_thread(
+    registry, smtp_down: SmtpServer
+) -> None:
+    """A batch stops starting mails after its time budget and gives the rest back untried
+    (a server shutting down then leaves nothing claimed to be resent after the lease)."""
+    smtp_down.delay = 0.4
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=6)
+    started = time.monotonic()
+    first = deliver_due(registry, budget=1.0)
+    assert time.monotonic() - started < 2.5
+    assert first.sent < 6 and first.sent + first.released == 6, first
+    assert {r.status for r in _rows(registry)} <= {"sent", "queued"}  # nothing left claimed
+    while deliver_due(registry, budget=1.0).released:
+        pass
+    subjects = sorted(str(m["Subject"]) for m in smtp_down.to("ada@example.org"))
+    assert subjects == sorted(f"[RoentGen Registry] Hello {i}" for i in range(6))
+    assert all(r.status == "sent" and r.attempts == 1 for r in _rows(registry))
+
+
+def test_mail_run_once_delivers_everything_that_is_due(
+    registry, settings, smtp_down, monkeypatch
+) -> None:
+    """``--once`` (for cron) empties the due outbox, not just one batch of it."""
+    from registry.cli import main
+
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=worker.BATCH * 2 + 5)
+    for name, value in (
+        ("REGISTRY_DATABASE_URL", settings.database_url),
+        ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
+        ("REGISTRY_SECRET_KEY", settings.secret_key),
+        ("REGISTRY_SMTP_URL", settings.smtp_url),
+    ):
+        monkeypatch.setenv(name, value)
+    ran = CliRunner().invoke(main, ["mail", "run", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert f"{worker.BATCH * 2 + 5} sent" in ran.output
+    assert len(smtp_down.to("ada@example.org")) == worker.BATCH * 2 + 5

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from registry.audit.sealer import background_seal
 from registry.context import Registry
-from registry.mail.worker import deliver_due
+from registry.mail.worker import deliver_backlog
 from registry.notifications.scheduled import run_scheduled
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Task:
 # One line per task; each part of the registry that needs one adds it here.
 TASKS: list[Task] = [
     Task("audit-seal", 0.5, background_seal),
-    Task("mail", 3.0, deliver_due),  # the outbox: mail and webhook deliveries
+    Task("mail", 3.0, deliver_backlog),  # the outbox: mail and webhook deliveries
     Task("notifications", 600.0, run_scheduled),  # expiry warnings, reviewer digests
 ]
 

@@ -385,3 +385,19 @@ def test_mail_run_once_delivers_everything_that_is_due(
     assert ran.exit_code == 0, ran.output
     assert f"{worker.BATCH * 2 + 5} sent" in ran.output
     assert len(smtp_down.to("ada@example.org")) == worker.BATCH * 2 + 5
+
+
+def test_the_background_task_delivers_a_backlog_in_one_tick(
+    registry, smtp_down: SmtpServer
+) -> None:
+    """A withdrawal to many downloaders: one tick sends batch after batch, within budget."""
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=worker.BATCH * 3 + 1)
+    report = worker.deliver_backlog(registry)
+    assert report.sent == worker.BATCH * 3 + 1
+    assert len(smtp_down.to("ada@example.org")) == worker.BATCH * 3 + 1
+    smtp_down.delay = 0.3
+    _queue(registry, "li@example.org", n=worker.BATCH * 2)
+    started = time.monotonic()
+    slow = worker.deliver_backlog(registry, budget=1.0)
+    assert time.monotonic() - started < 3 and 0 < slow.sent < worker.BATCH

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -107,15 +108,23 @@ def deliver_due(
     return report
 
 
-def deliver_backlog(registry: Registry, *, budget: float = TIME_BUDGET_SECONDS) -> Report:
+def deliver_backlog(
+    registry: Registry,
+    stopping: threading.Event | None = None,
+    *,
+    budget: float = TIME_BUDGET_SECONDS,
+) -> Report:
     """The background task: batch after batch while a batch comes back full and the time
-    budget lasts (a withdrawal mailed to a thousand downloaders does not wait 3 s per 20)."""
+    budget lasts (a withdrawal mailed to a thousand downloaders does not wait 3 s per 20);
+    a server shutting down (``stopping`` set) ends it after the current batch."""
     total = Report()
     deadline = time.monotonic() + budget
     while True:
         report = deliver_due(registry, budget=max(0.0, deadline - time.monotonic()))
         total.add(report)
         if report.handled < BATCH or time.monotonic() >= deadline:
+            return total
+        if stopping is not None and stopping.is_set():
             return total
 
 

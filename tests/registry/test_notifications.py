@@ -173,6 +173,30 @@ def test_access_requests_reach_their_reviewers_and_the_decision_the_requester(
     )  # fmt: skip
     assert "Describe the project first." in body_of(mail)
 
+    # Asked again, accepted, later revoked: each decision reaches Rita with its reason.
+    again = world.call(
+        "rita@uni.example", "POST", f"/api/v1/models/{repo.repo_id}/access-requests",
+        json={},
+    )  # fmt: skip
+    world.call(
+        "head@hosp.org", "POST", f"/api/v1/access-requests/{again['id']}/decision",
+        json={"decision": "accept"},
+    )  # fmt: skip
+    world.call(
+        "head@hosp.org", "POST", f"/api/v1/access-requests/{again['id']}/revoke",
+        json={"reason": "The project ended."},
+    )  # fmt: skip
+    world.deliver()
+    world.mail(
+        "rita@uni.example", f"access request for {repo.repo_id} was accepted",
+        f"/models/{repo.repo_id}",
+    )  # fmt: skip
+    revoked = world.mail(
+        "rita@uni.example", f"access request for {repo.repo_id} was revoked",
+        f"/models/{repo.repo_id}",
+    )  # fmt: skip
+    assert "The project ended." in body_of(revoked)
+
 
 def test_a_digest_reviewer_gets_one_summary_a_day_instead(world) -> None:
     world.person("root@registry.example", admin=True)

@@ -56,7 +56,9 @@ def send_verification(
             f"    {site.link(f'{VERIFY_PATH}/{placeholder(link)}')}\n\n"
             "Until then the account can sign in, but no institution role, credential or "
             "access above the open tier attaches to it.\n"
-            "If you did not create it, ignore this mail: nothing happens without the link."
+            "If you did not create it, do not open the link: someone else typed your address. "
+            "Ignore this mail, or take the account over by choosing a new password at "
+            f"{site.link('/password/forgot')} (that logs the other person out)."
         ),
         topic="verify-email",
         user_id=user.id,

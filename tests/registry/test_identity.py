@@ -172,8 +172,15 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
     assert refused.status_code == 409 and "verify your email" in refused.json["error"]
     assert squatter("GET", "/api/v1/me").json["institution"] is None
 
-    # The real new hire reads the mailbox: resetting the password proves the address and
-    # logs the squatter out.
+    # The real new hire reads the mailbox: the mail and its page say not to verify an account
+    # they did not create, but to take it over with a new password.
+    deliver_due(registry)
+    unasked = smtp_server.one(NEWHIRE, "Verify your email address")
+    assert "If you did not create it, do not open the link" in body_of(unasked)
+    assert link_in(unasked, "/password/forgot")
+    page = client.get(link_in(unasked, "/account/verify/")).get_data(as_text=True)
+    assert "Did not create this account?" in page and 'href="/password/forgot"' in page
+    # Resetting the password proves the address and logs the squatter out.
     owner = Api(app.test_client())
     assert owner("POST", "/api/v1/password/forgot", json={"email": NEWHIRE}).status_code == 202
     deliver_due(registry)

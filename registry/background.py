@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from registry.audit.sealer import background_seal
 from registry.context import Registry
+from registry.mail.transport import announce
 from registry.mail.worker import deliver_backlog
 from registry.notifications.scheduled import run_scheduled
 
@@ -80,4 +81,5 @@ class Runner:
 
 def start(registry: Registry, tasks: Sequence[Task] | None = None) -> Runner:
     """Start the background tasks for this process; ``stop()`` the result on shutdown."""
+    announce(registry.settings)  # an offline registry's log says at once where mail goes
     return Runner(registry, TASKS if tasks is None else tasks).start()

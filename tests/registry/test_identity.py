@@ -598,3 +598,25 @@ def test_verification_and_address_change_links_expire(
     assert refused.status_code == 400 and "expired" in refused.json["error"]
     assert _user(registry, NEWHIRE).email_verified_at is None
     assert _user(registry, "ada@example.org") is not None  # the address did not change
+
+
+def test_an_unverified_account_cannot_sign_a_dua(client, registry, smtp_server) -> None:
+    """A DUA binds the person the address names: the squatter cannot sign in their name, and
+    the owner who takes the account over inherits no signature they never gave."""
+    api = Api(client)
+    assert _register(api).status_code == 201
+    login = api("POST", "/api/v1/login", json={"email": NEWHIRE, "password": PASSWORD})
+    assert login.status_code == 200
+    url = "/api/v1/duas/physionet-credentialed-1.5.0/signatures"
+    refused = api("POST", url, json={"full_name": "Someone Else"})
+    assert refused.status_code == 409, refused.json
+    assert f"verify your email (link sent to {NEWHIRE} on" in refused.json["error"]
+    page = "/duas/physionet-credentialed-1.5.0"
+    form = {"csrf_token": csrf_token(client, page), "full_name": "Someone Else", "agree": "yes"}
+    on_the_web = client.post(page, data=form)
+    assert on_the_web.status_code == 409
+    assert "verify your email (link sent to" in on_the_web.get_data(as_text=True)
+    deliver_due(registry)
+    assert _follow_web_link(client, link_in(smtp_server.one(NEWHIRE), "/account/verify/"))
+    signed = api("POST", url, json={"full_name": "New Hire"})
+    assert signed.status_code in (200, 201), signed.json

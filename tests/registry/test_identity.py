@@ -620,3 +620,31 @@ def test_an_unverified_account_cannot_sign_a_dua(client, registry, smtp_server) 
     assert _follow_web_link(client, link_in(smtp_server.one(NEWHIRE), "/account/verify/"))
     signed = api("POST", url, json={"full_name": "New Hire"})
     assert signed.status_code in (200, 201), signed.json
+
+
+def test_changing_the_password_cancels_a_pending_address_change(
+    client, registry, people, smtp_server
+) -> None:
+    """What the notice to the old address promises: a thief's address change dies with a new
+    password."""
+    uid = people.user("ada@example.org")
+    token = people.token(uid)
+    api = Api(client)
+    asked = api(
+        "POST", "/api/v1/me/email", token=token,
+        json={"email": "thief@evil.example", "password": PASSWORD},
+    )  # fmt: skip
+    assert asked.status_code == 202
+    start = registry.now()
+    registry.clock = lambda: start + dt.timedelta(minutes=5)
+    changed = api(
+        "POST", "/api/v1/me/password", token=token,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.json
+    deliver_due(registry)
+    link = link_in(smtp_server.one("thief@evil.example"), "/account/email/confirm/")
+    refused = _follow_web_link(client, link)
+    assert refused.status_code == 409
+    assert "The password was changed after this request" in refused.get_data(as_text=True)
+    assert api("GET", "/api/v1/me", token=token).json["email"] == "ada@example.org"

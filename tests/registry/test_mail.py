@@ -23,6 +23,7 @@ from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.fixtures.mail import SmtpServer, body_of, eml_files
 from tests.fixtures.principals import PASSWORD, Api
+from tests.fixtures.tls import self_signed
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
@@ -247,45 +248,6 @@ def test_registry_server_serve_mails_a_registration_without_a_worker(
     assert "/account/verify/" in body_of(mail)
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (made here: the test's own CA) and its key."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.mark.parametrize("mode", ["smtps", "starttls"])
 def test_tls_and_login_as_in_smtps_user_pass_at_host(
     database_url, tmp_path, monkeypatch, mode
@@ -301,7 +263,7 @@ def test_tls_and_login_as_in_smtps_user_pass_at_host(
     from tests.conftest import free_port
     from tests.fixtures.mail import _Collect
 
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path, "127.0.0.1")
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the registry trusts the test's CA only
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)

@@ -352,3 +352,47 @@ def test_a_delivery_connects_to_the_address_it_checked(
     [(headers, _body)] = receiver.requests
     assert headers["Host"] == f"hooks.rebind.example:{port}"
     assert dns.lookups == 2
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """The loopback receiver behind TLS with a certificate for ``hooks.tls.example`` only."""
+    import ssl
+
+    from tests.fixtures.tls import self_signed
+    from tests.fixtures.webhooks import Receiver
+
+    cert, key = self_signed(tmp_path, "hooks.tls.example")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the registry trusts the test's CA only
+    server = Receiver()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    yield server
+    server.stop()
+
+
+def test_an_https_hook_is_verified_against_its_name_while_connecting_to_the_checked_address(
+    api, registry, staff, tls_receiver, monkeypatch
+) -> None:
+    from registry.models import OutboxMessage
+
+    ChangingDns(monkeypatch, "hooks.tls.example").answer = "127.0.0.1"
+    ChangingDns(monkeypatch, "hooks.other.example").answer = "127.0.0.1"
+    port = tls_receiver.server.server_address[1]
+    ids = {}
+    for name in ("hooks.tls.example", "hooks.other.example"):
+        made = _create(
+            api, staff["root"], f"https://{name}:{port}/hook", ["version.published"],
+            institution="hosp", allow_private=True,
+        )  # fmt: skip
+        assert made.status_code == 201, made.json
+        ids[name] = made.json["id"]
+        api("POST", f"/api/v1/webhooks/{made.json['id']}/test", token=staff["root"])
+    report = deliver_due(registry)
+    assert (report.sent, report.retrying) == (1, 1), report
+    [(headers, _body)] = tls_receiver.requests  # only the hook whose name the cert matches
+    assert headers["Host"] == f"hooks.tls.example:{port}"
+    with unit_of_work(registry.sessions) as db:
+        other = db.query(OutboxMessage).filter_by(webhook_id=ids["hooks.other.example"]).one()
+        assert other.status == "queued" and "CERTIFICATE_VERIFY_FAILED" in other.last_error

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -116,16 +117,23 @@ def signed_in_key() -> str:
 
 
 def account_key() -> str:
-    """The account a request acts on: the email it names, else the signed-in user."""
+    """The account a request acts on: the email it names, else the signed-in user, else the
+    mailed link it redeems (one per account), else the client address."""
+    body = request.get_json(silent=True) if request.is_json else None
+    body = body if isinstance(body, dict) else {}
     email = request.form.get("email") if request.form else None
-    if email is None and request.is_json:
-        body = request.get_json(silent=True)
-        email = body.get("email") if isinstance(body, dict) else None
+    if email is None:
+        email = body.get("email")
     if isinstance(email, str) and email.strip():
         return "email:" + _canonical(email)[:320]
     user = getattr(g.get("principal"), "user", None)
     if user is not None:
         return f"user:{user.id}"
+    link = (request.view_args or {}).get("token") or body.get("token")
+    if isinstance(link, str) and link:
+        # A reset link names its account without a login: people behind one hospital NAT
+        # each redeem their own link, and one link cannot be tried more than the limit.
+        return "link:" + hashlib.sha256(link.encode()).hexdigest()[:32]
     return "address:" + client_address()
 
 

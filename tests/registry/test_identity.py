@@ -648,3 +648,31 @@ def test_changing_the_password_cancels_a_pending_address_change(
     assert refused.status_code == 409
     assert "The password was changed after this request" in refused.get_data(as_text=True)
     assert api("GET", "/api/v1/me", token=token).json["email"] == "ada@example.org"
+
+
+def test_a_hospital_behind_one_address_resets_many_passwords(settings, smtp_server) -> None:
+    """Fifteen people on one NAT address reset their passwords within the hour (API and web):
+    every link works; the per-account limit counts accounts, not the shared address."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    registry = app.extensions["registry"]
+    people = People(registry)
+    env = {"REMOTE_ADDR": "198.51.100.9"}
+    answers = []
+    for i in range(15):
+        address = f"staff{i}@hosp.org"
+        people.user(address)
+        client = app.test_client()
+        asked = client.post("/api/v1/password/forgot", json={"email": address}, environ_base=env)
+        deliver_due(registry)
+        link = link_in(smtp_server.one(address, "Choose a new password"), "/password/reset/")
+        if i % 2:
+            body = {"token": link.rsplit("/", 1)[1], "new_password": NEW_PASSWORD}
+            done = client.post("/api/v1/password/reset", json=body, environ_base=env)
+        else:
+            form = {"csrf_token": csrf_token(client, link), "new_password": NEW_PASSWORD}
+            done = client.post(link, data=form, environ_base=env)
+        answers.append((asked.status_code, done.status_code))
+    assert answers == [(202, 200 if i % 2 else 302) for i in range(15)]
+    registry.engine.dispose()

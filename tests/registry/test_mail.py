@@ -153,7 +153,11 @@ def test_failures_back_off_until_failed_and_an_admin_sees_and_retries_them(
     assert again.status_code == 409
 
 
-def test_a_permanent_refusal_fails_at_once(registry, smtp_down: SmtpServer) -> None:
+def test_a_permanent_refusal_fails_at_once(
+    registry, settings, smtp_down: SmtpServer, monkeypatch
+) -> None:
+    from registry.cli import main
+
     smtp_down.refuse.add("gone@example.org")
     smtp_down.start()
     _queue(registry, "gone@example.org")
@@ -163,6 +167,13 @@ def test_a_permanent_refusal_fails_at_once(registry, smtp_down: SmtpServer) -> N
     failed = [r for r in _rows(registry) if r.status == "failed"]
     assert [r.recipient for r in failed] == ["gone@example.org"]
     assert "550" in failed[0].last_error
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REGISTRY_INSTANCE_PATH", str(settings.instance_path))
+    listed = CliRunner().invoke(main, ["mail", "status", "--failed"])
+    assert listed.exit_code == 0, listed.output
+    assert "1 sent, 1 failed" in listed.output
+    assert f"#{failed[0].id} mail test to gone@example.org:" in listed.output
+    assert "550" in listed.output
 
 
 def test_two_workers_at_once_send_each_mail_exactly_once(registry, smtp_down: SmtpServer) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 
 from registry.context import Registry
 from registry.models import AuditCheckpoint, AuditEvent
+from registry.ratelimit import REDIS_TIMEOUTS, uses_redis
 
 log = logging.getLogger(__name__)
 DEADLINE = 1.5  # seconds for all checks together; /api/v1/health answers within 2 s
@@ -34,12 +35,14 @@ class BackendStatus:
 
 
 def check_backends(registry: Registry, deadline: float = DEADLINE) -> list[BackendStatus]:
-    """Database and blob storage, checked at once; a check still running at the deadline
-    is reported as not answering."""
+    """Database, blob storage and (when configured) the rate-limit store, checked at once;
+    a check still running at the deadline is reported as not answering."""
     checks: dict[str, Callable[[], str]] = {
         "database": lambda: _database(registry),
         "storage": lambda: _storage(registry),
     }
+    if uses_redis(registry.settings):
+        checks["ratelimit"] = lambda: _ratelimit(registry)
     results = {name: BackendStatus(name) for name in checks}
     threads = []
     for name, check in checks.items():
@@ -80,3 +83,14 @@ def _database(registry: Registry) -> str:
 def _storage(registry: Registry) -> str:
     registry.blobs.check_health()
     return type(registry.blobs).__name__
+
+
+def _ratelimit(registry: Registry) -> str:
+    import redis
+
+    client = redis.Redis.from_url(registry.settings.ratelimit_storage_url, **REDIS_TIMEOUTS)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "redis"

@@ -6,6 +6,9 @@ while it holds that lock."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 import threading
 import time
 import uuid
@@ -164,3 +167,62 @@ def test_a_commit_makes_no_storage_call_while_holding_the_lock(
     assert reply.body["state"] == ("in-review" if review else "published")
     assert watch.under_lock == []
     registry.engine.dispose()
+
+
+@pytest.fixture
+def hung_redis():
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail("no Redis on 127.0.0.1:6379")
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    proxy = CuttableProxy("127.0.0.1", 6379)
+    yield proxy
+    proxy.close()
+
+
+def _within(seconds: float, call: Any) -> tuple[Any, float]:
+    """``call()``'s answer and how long it took; fails (leaving the thread) past ``seconds``."""
+    answers: list[Any] = []
+    start = time.monotonic()
+    worker = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert answers, f"no answer within {seconds:g} s"
+    return answers[0], time.monotonic() - start
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_the_rate_limit_store_hung_logins_answer_and_health_names_it(
+    settings, people, hung_redis: CuttableProxy
+) -> None:
+    """Redis is a backend too: a hung one costs a login a bounded wait and a clear 503 (the
+    limits cannot be checked), never a request stuck forever, and health names it."""
+    from registry.app import create_app
+
+    url = f"redis://127.0.0.1:{hung_redis.port}/11"
+    limited = dataclasses.replace(settings, ratelimit_enabled=True, ratelimit_storage_url=url)
+    app = create_app(settings=limited)
+    client = app.test_client()  # without cookies: a signed-in session would want CSRF
+    people.user("login@example.org")
+    body = {"email": "login@example.org", "password": PASSWORD}
+
+    def login() -> Any:
+        return app.test_client().post("/api/v1/login", json=body)
+
+    assert login().status_code == 200  # Redis answering
+
+    hung_redis.hang()
+    health, seconds = _within(10, lambda: client.get("/api/v1/health"))
+    assert seconds < 2.0 and health.status_code == 503, (seconds, health.json)
+    assert health.json["failing"] == ["ratelimit"]
+    assert "ratelimit" in health.headers["X-Error-Message"]
+    refused, seconds = _within(15, login)
+    assert seconds < 5.0, seconds
+    assert refused.status_code == 503 and "rate limits" in refused.headers["X-Error-Message"]
+
+    hung_redis.restore()
+    assert login().status_code == 200
+    assert client.get("/api/v1/health").json["failing"] == []
+    app.extensions["registry"].engine.dispose()

@@ -7,6 +7,7 @@ while it holds that lock."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import socket
 import threading
@@ -23,6 +24,7 @@ from sqlalchemy import text
 
 from registry.context import build_registry
 from registry.storage.s3 import S3BlobStore
+from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.fixtures.faults import CuttableProxy
 from tests.fixtures.principals import PASSWORD, People
@@ -118,9 +120,11 @@ class LockWatch:
     """The real blob store, noting each call made while the request's transaction holds
     the registry-wide lock (a row lock on ``audit_head``)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, session: Any = None) -> None:
         self.inner = inner
         self.under_lock: list[str] = []
+        self.calls: list[str] = []
+        self.session = session or _request_session  # the transaction to watch
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -128,11 +132,17 @@ class LockWatch:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if has_request_context() and g.get("db") is not None and _holds_lock(g.db):
+            self.calls.append(name)
+            db = self.session()
+            if db is not None and _holds_lock(db):
                 self.under_lock.append(name)
             return attr(*args, **kwargs)
 
         return call
+
+
+def _request_session() -> Any:
+    return g.get("db") if has_request_context() else None
 
 
 def _holds_lock(db: Any) -> bool:
@@ -167,6 +177,34 @@ def test_a_commit_makes_no_storage_call_while_holding_the_lock(
     assert reply.body["state"] == ("in-review" if review else "published")
     assert watch.under_lock == []
     registry.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_gc_makes_no_storage_call_while_holding_the_lock(registry, client, tiny_model_dir) -> None:
+    """gc decides under the lock (one consistent view of what is referenced) and deletes,
+    discards and lists in storage outside it: a hung S3 cannot hold every publisher up."""
+    from registry.publishing.gc import collect_garbage
+
+    uploads = UploadApi(
+        make_token(registry, make_user(registry, "pub@demo.org", institution="demo")),
+        client=client,
+    )
+    abandoned = {**folder_files(tiny_model_dir), "notes.txt": b"never committed"}
+    session = uploads.open("demo/abandoned", abandoned, tier="open").body
+    uploads.send_all(session, abandoned)
+    partial = uploads.open("demo/partial", {"half.txt": b"x" * 1000}, tier="open").body
+    assert uploads.put(partial, "half.txt", b"x" * 400, 0, 1000).status == 200
+    later = registry.now() + dt.timedelta(hours=registry.settings.upload_session_hours + 2)
+
+    with unit_of_work(registry.sessions) as db:
+        watch = LockWatch(registry.blobs, session=lambda: db)
+        report = collect_garbage(db, watch, now=later, grace=dt.timedelta(hours=1))
+    assert len(report.expired_sessions) == 2 and len(report.staging_removed) == 1
+    assert len(report.blobs_removed) == len(abandoned)
+    assert "delete" in watch.calls and watch.under_lock == []
+    assert list(registry.blobs.iter_blobs()) == [] and list(registry.blobs.iter_staging()) == []
+    for opened in (session, partial):
+        assert uploads.session(opened["id"]).body["state"] == "expired"
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ import pytest
 import requests
 from flask import g, has_request_context
 from sqlalchemy import text
+from sqlalchemy.exc import InvalidRequestError
 
+from registry import identities
 from registry.context import build_registry
 from registry.storage.s3 import S3BlobStore
 from registry.unit_of_work import unit_of_work
@@ -146,6 +148,10 @@ def _request_session() -> Any:
 
 
 def _holds_lock(db: Any) -> bool:
+    try:
+        db.connection()
+    except InvalidRequestError:  # just committed (an after-commit hook): no transaction
+        return False
     return bool(
         db.execute(
             text(
@@ -167,15 +173,22 @@ def test_a_commit_makes_no_storage_call_while_holding_the_lock(
     app = create_app(settings=make_settings(database_url, tmp_path, storage_url=s3_storage_url))
     registry = app.extensions["registry"]
     watch = LockWatch(registry.blobs)
-    registry.blobs = watch
+    # The request's store, and the one that marks version ids and tags at each commit.
+    registry.blobs = registry.identities.blobs = watch
     token = make_token(registry, make_user(registry, "pub@demo.org", institution="demo"))
     uploads = UploadApi(token, client=app.test_client())
     reply = uploads.publish(
-        "demo/watched", folder_files(tiny_model_dir), tier="credentialed" if review else "open"
+        "demo/watched",
+        folder_files(tiny_model_dir),
+        tier="credentialed" if review else "open",
+        tag="v1",
     )
     assert reply.status == 200, reply.body
     assert reply.body["state"] == ("in-review" if review else "published")
     assert watch.under_lock == []
+    if not review:  # the tag is marked in the blob store all the same, once the lock is gone
+        assert "put_meta" in watch.calls
+        assert registry.identities.blobs.inner.get_meta(identities.tag_mark("demo/watched", "v1"))
     registry.engine.dispose()
 
 

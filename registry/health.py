@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from limits.storage import MemoryStorage, Storage
 from sqlalchemy import func, select, text
 
 from registry.context import Registry
 from registry.models import AuditCheckpoint, AuditEvent
-from registry.ratelimit import REDIS_TIMEOUTS, uses_redis
 
 log = logging.getLogger(__name__)
 DEADLINE = 1.5  # seconds for all checks together; /api/v1/health answers within 2 s
@@ -34,15 +34,18 @@ class BackendStatus:
         return dataclasses.asdict(self)
 
 
-def check_backends(registry: Registry, deadline: float = DEADLINE) -> list[BackendStatus]:
-    """Database, blob storage and (when configured) the rate-limit store, checked at once;
-    a check still running at the deadline is reported as not answering."""
+def check_backends(
+    registry: Registry, deadline: float = DEADLINE, *, ratelimit: Storage | None = None
+) -> list[BackendStatus]:
+    """Database, blob storage and the rate-limit store (``ratelimit``, when it is a server
+    such as Redis rather than memory), checked at once; a check still running at the
+    deadline is reported as not answering."""
     checks: dict[str, Callable[[], str]] = {
         "database": lambda: _database(registry),
         "storage": lambda: _storage(registry),
     }
-    if uses_redis(registry.settings):
-        checks["ratelimit"] = lambda: _ratelimit(registry)
+    if ratelimit is not None and not isinstance(ratelimit, MemoryStorage):
+        checks["ratelimit"] = lambda: _ratelimit(ratelimit)
     results = {name: BackendStatus(name) for name in checks}
     threads = []
     for name, check in checks.items():
@@ -85,12 +88,8 @@ def _storage(registry: Registry) -> str:
     return type(registry.blobs).__name__
 
 
-def _ratelimit(registry: Registry) -> str:
-    import redis
-
-    client = redis.Redis.from_url(registry.settings.ratelimit_storage_url, **REDIS_TIMEOUTS)
-    try:
-        client.ping()
-    finally:
-        client.close()
-    return "redis"
+def _ratelimit(store: Storage) -> str:
+    # The limiter's own connections and timeouts (registry.ratelimit.REDIS_TIMEOUTS).
+    if not store.check():
+        raise ConnectionError("the rate-limit store did not answer")
+    return type(store).__name__

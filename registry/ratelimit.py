@@ -151,9 +151,9 @@ def _limit_name(view: Any) -> str | None:
 
 
 def uses_redis(settings: Settings) -> bool:
-    """Whether rate limits are counted in Redis (a backend health checks and timeouts bound)."""
-    url = settings.ratelimit_storage_url or ""
-    return settings.ratelimit_enabled and url.split(":", 1)[0] in ("redis", "rediss", "unix")
+    """Whether rate limits are counted in Redis or Valkey (any of their URL schemes)."""
+    scheme = (settings.ratelimit_storage_url or "").split(":", 1)[0]
+    return settings.ratelimit_enabled and scheme.split("+", 1)[0] in ("redis", "rediss", "valkey")
 
 
 def init_limiter(app: Flask, settings: Settings) -> Limiter | None:

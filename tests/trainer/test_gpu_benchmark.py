@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from unittest.mock import ANY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,15 +29,23 @@ def test_gpu_benchmark_smoke_writes_every_figure(tmp_path: Path) -> None:
     names = {
         "environment", "prepare", "fit-full-batch2", "fit-full-batch4", "fit-lora-batch2",
         "fit-lora-batch4", "generate-batch1", "generate-batch2", "generate-batch1-compiled",
-        "generate-batch2-compiled",
+        "generate-batch2-compiled", "run",
     }  # fmt: skip
     assert set(figures) == names
     assert all(figure["ok"] for figure in figures.values()), figures
-    for name in names - {"environment", "prepare"}:
+    for name in names - {"environment", "prepare", "run"}:
         rate = figures[name].get("samples_per_second") or figures[name].get("images_per_second")
         assert rate > 0, name
     assert figures["fit-lora-batch4"]["resolution"] == 64  # the tiny base's own size
     assert figures["generate-batch2-compiled"]["compiled"] is True
+    assert figures["environment"]["hub_offline"] is True  # a GPU box may have no network
+    # Only full batches: samples/s once counted a partial last batch as a full one.
+    examples = figures["prepare"]["training_examples"]
+    assert examples > 0 and examples % 4 == 0
+    for name in ("fit-full-batch2", "fit-full-batch4", "fit-lora-batch2", "fit-lora-batch4"):
+        assert figures[name]["training_examples"] == examples
+    assert figures["run"]["failed"] == [] and figures["run"]["skipped_for_time"] == []
+    assert figures["run"]["total_seconds"] < figures["run"]["budget_seconds"]
     lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["name"] for line in lines] == list(figures)
 
@@ -50,3 +60,36 @@ def test_a_failing_measurement_is_recorded_and_the_rest_still_run(tmp_path: Path
     error = figures["fit-lora-batch0"]["error"]
     assert error["type"] == "ConfigError" and "train_batch_size" in error["message"]
     assert figures["fit-lora-batch2"]["ok"] and figures["generate-batch1"]["ok"]
+
+
+def test_a_measurement_still_running_when_the_budget_ends_is_stopped() -> None:
+    from benchmarks.gpu import measure
+
+    started = time.monotonic()
+    figures = measure(lambda: time.sleep(30) or {}, seconds_left=0.5)
+    assert time.monotonic() - started < 10
+    assert not figures["ok"] and figures["error"]["type"] == "OutOfTime"
+    assert measure(lambda: {"x": 1}, seconds_left=5) == {"ok": True, "x": 1, "seconds": ANY}
+    time.sleep(5.5)  # the alarm of the finished measurement was cancelled: nothing fires
+
+
+def test_the_watchdog_ends_a_run_that_outlives_its_budget(tmp_path: Path) -> None:
+    """Whatever hangs (a compile, a driver call), the process ends soon after the budget."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from benchmarks.gpu import WATCHDOG_GRACE_SECONDS, Results, start_watchdog\n"
+        "results = Results(Path(sys.argv[1]))\n"
+        "results.record('fit-full-batch8', {'ok': True, 'samples_per_second': 1.0})\n"
+        "start_watchdog(results, time.monotonic() - WATCHDOG_GRACE_SECONDS + 1)\n"
+        "time.sleep(60)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3 and time.monotonic() - started < 30, done.stderr
+    figures = json.loads((tmp_path / "results.json").read_text())
+    assert figures["fit-full-batch8"]["ok"]  # what was measured before stays
+    assert figures["watchdog"]["error"]["type"] == "Watchdog"

@@ -194,6 +194,7 @@ def environment(device: str) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "accelerate": accelerate.__version__,
         "cpu_count": os.cpu_count(),
+        "torch_cuda_build": torch.version.cuda,
     }
     if device == "cuda":
         name = torch.cuda.get_device_name()
@@ -442,9 +443,18 @@ def _run(args: argparse.Namespace, results: Results, started: float, deadline: f
     """Everything after the setup of ``main``: environment, prepare, the measurements."""
     if args.device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "1"  # fit's accelerator too, on a CUDA machine
-    args.device = _resolve_device(args.device)
+    requested, args.device = args.device, _resolve_device(args.device)
     info = measure(lambda: environment(args.device))
     results.record("environment", info)
+    if args.arch == "sd15" and not args.smoke and args.device != "cuda" and requested == "auto":
+        # SD 1.5 on a CPU would spend the whole budget on the first step and measure nothing.
+        message = (
+            f"no CUDA device: torch {info.get('torch')} (CUDA build: "
+            f"{info.get('torch_cuda_build')}) sees none; install a CUDA build of torch, or "
+            "give --device cpu (slow) or --arch tiny --smoke"
+        )
+        results.record("device", {"ok": False, "error": {"type": "NoCUDA", "message": message}})
+        return finish(args, results, started)
     args.peak_tflops = info.get("peak_bf16_tflops")
     if args.device == "cuda" and args.arch == "sd15" and not args.smoke:
         import torch

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from unittest.mock import ANY
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -93,3 +95,21 @@ def test_the_watchdog_ends_a_run_that_outlives_its_budget(tmp_path: Path) -> Non
     figures = json.loads((tmp_path / "results.json").read_text())
     assert figures["fit-full-batch8"]["ok"]  # what was measured before stays
     assert figures["watchdog"]["error"]["type"] == "Watchdog"
+
+
+def test_the_sd15_run_without_cuda_stops_at_once_and_says_why(tmp_path: Path) -> None:
+    """A CPU build of torch on the GPU box would spend 6 minutes measuring nothing."""
+    if "cuda" in subprocess.run([sys.executable, "-c", "import torch; print("
+                                 "'cuda' if torch.cuda.is_available() else 'cpu')"],
+                                capture_output=True, text=True).stdout:  # fmt: skip
+        pytest.skip("this machine has CUDA")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and time.monotonic() - started < 60
+    figures = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert figures["device"]["error"]["type"] == "NoCUDA"
+    assert "CUDA build of torch" in figures["device"]["error"]["message"]
+    assert "prepare" not in figures and figures["run"]["failed"] == ["device"]

@@ -152,7 +152,11 @@ def measure(action: Callable[[], dict[str, Any]], seconds_left: float | None = N
     import torch
 
     started = time.perf_counter()
-    timed = seconds_left is not None and hasattr(signal, "setitimer")
+    timed = (
+        seconds_left is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()  # signals need it
+    )
     if timed:
         previous = signal.signal(signal.SIGALRM, _out_of_time)
         signal.setitimer(signal.ITIMER_REAL, max(seconds_left, 0.01))
@@ -344,17 +348,21 @@ def run_generate(
     from client.generate import GenerateOptions, Provenance, generate, load_pipeline
 
     count = batch * 2 if batch > 1 else 4
+    # inductor: exactly `registry-client generate --compile`; another backend (the CPU smoke
+    # run's eager, which needs no C++ compiler) is applied here the same way.
+    client_compile = compiled and args.compile_backend == "inductor"
     options = GenerateOptions(
         prompts=[PROMPT],
         n=count,
         batch_size=batch,
         steps=args.generate_steps,
         device=args.device,
+        compile=client_compile,
         quiet=True,
     )
     loaded = load_pipeline(base, options)
     pipe = loaded[0]
-    if compiled:
+    if compiled and not client_compile:
         pipe.unet = torch.compile(pipe.unet, backend=args.compile_backend)
     provenance = Provenance("benchmark", args.arch)
     warm = GenerateOptions(

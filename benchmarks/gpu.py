@@ -538,4 +538,9 @@ def finish(args: argparse.Namespace, results: Results, started: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every figure is on disk: do not wait on what interpreter shutdown may hang on
+    # (inductor's compile workers, DataLoader workers, CUDA teardown).
+    os._exit(status)

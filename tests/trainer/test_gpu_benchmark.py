@@ -113,3 +113,34 @@ def test_the_sd15_run_without_cuda_stops_at_once_and_says_why(tmp_path: Path) ->
     assert figures["device"]["error"]["type"] == "NoCUDA"
     assert "CUDA build of torch" in figures["device"]["error"]["message"]
     assert "prepare" not in figures and figures["run"]["failed"] == ["device"]
+
+
+def test_the_mfu_constants_match_a_flop_count_of_the_sd15_unet() -> None:
+    """MFU divides by these: counted here on the meta device (no weights, no time)."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks.gpu import GENERATE_TFLOP_PER_IMAGE, TRAIN_TFLOP_PER_SAMPLE
+    from trainer.architectures import load_config
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**load_config("sd15_unet"))
+        unet.set_attn_processor(AttnProcessor2_0())
+        latents, context = torch.randn(1, 4, 64, 64), torch.randn(1, 77, 768)
+        timestep = torch.tensor([500])
+    with FlopCounterMode(display=False) as forward:
+        unet(latents, timestep, context)
+    with FlopCounterMode(display=False) as training:
+        unet(latents, timestep, context).sample.sum().backward()
+    forward_tflop = forward.get_total_flops() / 1e12
+    assert abs(training.get_total_flops() / 1e12 - TRAIN_TFLOP_PER_SAMPLE["full"]) < 0.02
+    assert abs(2 * forward_tflop - TRAIN_TFLOP_PER_SAMPLE["lora"]) < 0.02  # + input grads
+    with torch.device("meta"):
+        vae = AutoencoderKL(**load_config("sd15_vae"))
+    with FlopCounterMode(display=False) as decode:
+        vae.decode(latents)
+    vae_decode = decode.get_total_flops() / 1e12
+    guided_steps = 25 * 2 * forward_tflop
+    assert abs(guided_steps + vae_decode - GENERATE_TFLOP_PER_IMAGE) < 0.2

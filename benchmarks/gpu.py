@@ -275,7 +275,36 @@ def run_fit(
     batch: int,
     examples: int,
 ) -> dict[str, Any]:
-    """Steady-state samples/s of ``fit`` after ``warmup`` steps (full batches only)."""
+    """Steady-state samples/s of ``fit`` after ``warmup`` steps (full batches only).
+
+    A run out of GPU memory is repeated once with gradient checkpointing (full fine-tuning
+    at batch 32 may not fit in 80 GB without it), and says so.
+    """
+    import torch
+
+    try:
+        return _timed_fit(args, base, manifest, work, mode, batch, examples, checkpointing=False)
+    except torch.cuda.OutOfMemoryError as exc:
+        first_error = str(exc).splitlines()[0][:300] if str(exc) else "out of memory"
+    gc.collect()  # the failed run's models and optimizer went with its traceback
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    figures = _timed_fit(args, base, manifest, work, mode, batch, examples, checkpointing=True)
+    figures["retried_after"] = f"out of memory without gradient checkpointing: {first_error}"
+    return figures
+
+
+def _timed_fit(
+    args: argparse.Namespace,
+    base: Path,
+    manifest: Path,
+    work: Path,
+    mode: str,
+    batch: int,
+    examples: int,
+    *,
+    checkpointing: bool,
+) -> dict[str, Any]:
     import torch
 
     from trainer.config import FitConfig
@@ -297,6 +326,7 @@ def run_fit(
         max_train_steps=args.warmup + args.steps,
         learning_rate=1e-5 if mode == "full" else 1e-4,
         mixed_precision="bf16",
+        gradient_checkpointing=checkpointing,
         checkpointing_steps=10**9,
         validation_loss_samples=0,
         validation_inference_steps=1,
@@ -327,12 +357,14 @@ def run_fit(
         "mode": mode,
         "batch_size": batch,
         "training_examples": examples,
+        "gradient_checkpointing": checkpointing,
         "setup_seconds": stamps[0] - started,  # load, cache (first run only), first step
         "resolution": config.resolution or _native_resolution(base),
         "mixed_precision": "bf16",
         "measured_steps": args.steps,
         "samples_per_second": samples_per_second,
         "seconds_per_step": seconds / args.steps,
+        # model FLOPs only: with gradient checkpointing the recomputed forward is not counted
         "mfu": _mfu(args, samples_per_second * TRAIN_TFLOP_PER_SAMPLE[mode]),
         "peak_memory_bytes": _peak_memory(args.device),
         "memory_at_start_bytes": at_start,

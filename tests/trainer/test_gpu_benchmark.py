@@ -144,3 +144,30 @@ def test_the_mfu_constants_match_a_flop_count_of_the_sd15_unet() -> None:
     vae_decode = decode.get_total_flops() / 1e12
     guided_steps = 25 * 2 * forward_tflop
     assert abs(guided_steps + vae_decode - GENERATE_TFLOP_PER_IMAGE) < 0.2
+
+
+def test_a_fit_out_of_gpu_memory_is_measured_again_with_gradient_checkpointing(
+    tiny_base: Path, phantom_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full fine-tuning at batch 32 may not fit in 80 GB: a figure, not only an error."""
+    import torch
+
+    import trainer.training
+    from benchmarks.gpu import parse_args, run_fit, training_examples
+
+    real_fit, attempts = trainer.training.fit, []
+
+    def fit_without_memory(config, **kwargs):
+        attempts.append(config.gradient_checkpointing)
+        if not config.gradient_checkpointing:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_fit(config, **kwargs)
+
+    monkeypatch.setattr(trainer.training, "fit", fit_without_memory)
+    args = parse_args(["--out", str(tmp_path / "out"), "--arch", "tiny", "--smoke"])
+    args.device, args.peak_tflops = "cpu", None
+    examples = training_examples(phantom_manifest, [2])
+    figures = run_fit(args, tiny_base, phantom_manifest, tmp_path, "full", 2, examples)
+    assert attempts == [False, True]
+    assert figures["gradient_checkpointing"] is True and figures["samples_per_second"] > 0
+    assert "Tried to allocate 2.00 GiB" in figures["retried_after"]

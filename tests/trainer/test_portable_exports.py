@@ -103,3 +103,13 @@ def test_an_export_gives_the_same_text_encoding_with_the_lowest_supported_versio
     ids, hidden = text_encoder_outputs(text_encoder_export)
     assert torch.equal(side["input_ids"], ids)
     torch.testing.assert_close(side["hidden"], hidden, atol=1e-5, rtol=1e-4)
+    # The rest of the export reads alike too (configs written by a newer diffusers).
+    pipeline = StableDiffusionPipeline.from_pretrained(text_encoder_export)
+    generator = torch.Generator().manual_seed(0)
+    size = pipeline.unet.config.sample_size
+    latents = torch.randn((len(PROMPTS), 4, size, size), generator=generator)
+    with torch.no_grad():
+        unet = pipeline.unet(latents, torch.tensor([500]), hidden).sample
+        decoded = pipeline.vae.decode(latents / pipeline.vae.config.scaling_factor).sample
+    torch.testing.assert_close(side["unet"], unet, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(side["decoded"], decoded, atol=1e-4, rtol=1e-3)

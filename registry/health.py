@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from limits.storage import MemoryStorage, Storage
 from sqlalchemy import func, select, text
 
 from registry.context import Registry
@@ -33,13 +34,18 @@ class BackendStatus:
         return dataclasses.asdict(self)
 
 
-def check_backends(registry: Registry, deadline: float = DEADLINE) -> list[BackendStatus]:
-    """Database and blob storage, checked at once; a check still running at the deadline
-    is reported as not answering."""
+def check_backends(
+    registry: Registry, deadline: float = DEADLINE, *, ratelimit: Storage | None = None
+) -> list[BackendStatus]:
+    """Database, blob storage and the rate-limit store (``ratelimit``, when it is a server
+    such as Redis rather than memory), checked at once; a check still running at the
+    deadline is reported as not answering."""
     checks: dict[str, Callable[[], str]] = {
         "database": lambda: _database(registry),
         "storage": lambda: _storage(registry),
     }
+    if ratelimit is not None and not isinstance(ratelimit, MemoryStorage):
+        checks["ratelimit"] = lambda: _ratelimit(ratelimit)
     results = {name: BackendStatus(name) for name in checks}
     threads = []
     for name, check in checks.items():
@@ -80,3 +86,10 @@ def _database(registry: Registry) -> str:
 def _storage(registry: Registry) -> str:
     registry.blobs.check_health()
     return type(registry.blobs).__name__
+
+
+def _ratelimit(store: Storage) -> str:
+    # The limiter's own connections and timeouts (registry.ratelimit.REDIS_TIMEOUTS).
+    if not store.check():
+        raise ConnectionError("the rate-limit store did not answer")
+    return type(store).__name__

@@ -28,6 +28,9 @@ from registry.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 LIMIT_ATTR = "registry_rate_limit"
+# Every Redis call is bounded: a store that stops answering costs a request 1 s, then a 503
+# (or, with REGISTRY_RATELIMIT_FAIL_OPEN, no limit), never a request stuck for good.
+REDIS_TIMEOUTS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +182,12 @@ def _limit_name(view: Any) -> str | None:
     return None
 
 
+def uses_redis(settings: Settings) -> bool:
+    """Whether rate limits are counted in Redis or Valkey (any of their URL schemes)."""
+    scheme = (settings.ratelimit_storage_url or "").split(":", 1)[0]
+    return settings.ratelimit_enabled and scheme.split("+", 1)[0] in ("redis", "rediss", "valkey")
+
+
 def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
     """Attach a limiter to ``app`` and wrap every view marked ``@rate_limited``."""
     if not settings.ratelimit_enabled:
@@ -186,6 +195,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
     limiter = Limiter(
         client_address,
         storage_uri=settings.ratelimit_storage_url or "memory://",
+        storage_options=REDIS_TIMEOUTS if uses_redis(settings) else {},
         strategy="moving-window",
         headers_enabled=True,
         key_prefix="registry",

@@ -5,13 +5,17 @@ stood (those drive memorisation: the model learns to reproduce the report around
 and local reports may carry dates, times, ages over 89, clinicians' names and record
 numbers. The scrub is rule-based and deliberately blunt:
 
-- sentences that report a communication ("discussed with Dr. ___ at 10:30") are dropped
-  whole: they name people and times and never describe the image;
-- dates, times, MRN-like numbers and ``___`` markers are removed, a title followed by a
-  name ("Dr. Smith") is removed, and an age over 89 becomes "90+" (HIPAA Safe Harbor).
+- sentences that report a communication ("discussed with Dr. ___ at 10:30", "relayed to
+  the ED physician ...") or sign the report ("Electronically signed by ...", "Dictated
+  by ...") are dropped whole: they name people and times and never describe the image;
+- dates, times, MRN-like numbers (also with a letter prefix) and ``___`` markers are
+  removed, a title followed by a name ("Dr. Smith", "Dr.Smith") or a name followed by a
+  degree ("Jane Doe, MD") is removed, and an age over 89 (in digits or words) becomes
+  "90+" (HIPAA Safe Harbor).
 
-Names without a title are not found (that needs a named-entity model); check a sample of
-scrubbed texts (``registry-train check-manifest --show-scrubbed``) before training.
+Other names without a title or degree are not found (that needs a named-entity model);
+check a sample of scrubbed texts (``registry-train check-manifest --show-scrubbed``)
+before training.
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ _MONTHS = (
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
 _NAME = r"[A-Z][a-zA-Z'\-]+"
+# Not "PA" or "AP" alone: those are radiographic views ("Frontal Chest, PA and lateral").
+_DEGREE = r"(?:M\.D\.|MD|D\.O\.|RN|PA-C|NP|MBBS|PhD|FRCR)"
+_PROPER = r"[A-Z][a-z][a-zA-Z'\-]*"
+_UNITS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
 # Order matters: identifiers first, so "MRN 12345678" is one finding, not a number.
 PATTERNS: dict[str, re.Pattern[str]] = {
     "mrn_like_numbers": re.compile(
         r"\b(?:MRN|MR#|medical record(?: number)?|accession(?: number| no\.?)?|acc#)\s*[:#]?\s*"
-        r"\d[\d-]*|\b\d{6,}\b",
+        r"[A-Za-z]{0,3}\d[\w-]*|\b\d{6,}\b",
         re.IGNORECASE,
     ),
     "dates": re.compile(
@@ -50,19 +58,29 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "ages_over_89": re.compile(
         r"\b(?:9\d|1[0-4]\d)(?:\s*-\s*|\s+)?(?:years?|yrs?|y)(?:\s*-\s*|\s+)?(?:old|o)\b"
-        r"|\b(?:9\d|1[0-4]\d)\s*y/?o\b|\b(?:aged?)\s+(?:9\d|1[0-4]\d)\b",
+        r"|\b(?:9\d|1[0-4]\d)\s*y/?o\b|\b(?:aged?)\s+(?:9\d|1[0-4]\d)\b"
+        rf"|\b(?:ninety|one hundred(?: and)?)(?:[\s-]{_UNITS})?(?:\s*-\s*|\s+)(?:years?|yrs?)"
+        r"(?:\s*-\s*|\s+)old\b",
         re.IGNORECASE,
     ),
     "names": re.compile(
-        rf"\b(?:Drs?|Doctor|Mr|Mrs|Ms|Miss|Prof)\.?\s+(?:___|{_NAME})(?:\s+{_NAME})?"
+        rf"\b(?:Drs?|Doctor|Mr|Mrs|Ms|Miss|Prof)(?:\.\s*|\s+)(?:___|{_NAME})(?:\s+{_NAME})?"
+        rf"|\b{_PROPER}(?:\s+[A-Z]\.)?\s+{_PROPER},?\s+{_DEGREE}(?![A-Za-z])"
     ),
     "deid_markers": re.compile(
         r"_{2,}(?:\s*-?\s*(?:years?|yrs?)\s*-?\s*old|[MF]\b)?", re.IGNORECASE
     ),
 }
 _COMMUNICATION = re.compile(
-    r"\b(?:discussed|communicated|notified|paged|telephoned|called|phoned|informed)\b"
+    r"\b(?:discussed|communicated|notified|paged|telephoned|called|phoned|informed|relayed|"
+    r"conveyed|contacted)\b|\b(?:reviewed|spoke|spoken) with\b|\bleft a message\b"
     r"|\bby (?:tele)?phone\b|\bat the time of (?:this )?(?:dictation|interpretation)\b",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(
+    r"\b(?:(?:electronically\s+)?signed|dictated|transcribed)\b"
+    r"|\b(?:reviewed|read|verified|approved|interpreted|reported)\s+by\b"
+    r"|\battending(?:\s+radiologist)?\s*:",
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -85,7 +103,7 @@ class ScrubCounts:
 
     def to_dict(self) -> dict[str, int]:
         """JSON-ready: texts, texts_changed and one count per kind (zeros included)."""
-        kinds = ["communication_sentences", *PATTERNS]
+        kinds = ["communication_sentences", "signature_sentences", *PATTERNS]
         return {
             "texts": self.texts,
             "texts_changed": self.texts_changed,
@@ -117,6 +135,8 @@ def scrub_text(text: str) -> tuple[str, ScrubCounts]:
     for sentence in _SENTENCE.split(text_without_names):
         if _COMMUNICATION.search(sentence):
             counts.found["communication_sentences"] += 1
+        elif _SIGNATURE.search(sentence):
+            counts.found["signature_sentences"] += 1
         else:
             kept.append(sentence)
     scrubbed = " ".join(kept)

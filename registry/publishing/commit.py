@@ -248,6 +248,7 @@ def _refuse(
             actor=actor,
             now=now,
             reason=f"validation failed with {len(problems)} problem(s)",
+            discard=False,  # under the lock; every file is complete anyway (nothing staged)
         )
     shown = "; ".join(str(p) for p in problems[:10])
     more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""

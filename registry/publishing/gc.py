@@ -3,8 +3,11 @@ uploads, delete unreferenced blobs.
 
 A blob is deleted only if no live version (in review, published, withdrawn) and no open
 upload session refers to it, and it is older than the grace period. The final decision is
-taken under the publishing lock, which a commit also holds while it checks its blobs exist,
-so a commit never publishes a blob that gc is removing.
+taken under the publishing lock, which a commit takes to turn its session into a version, so
+gc reads one consistent view of what is referenced (never a file between its session and its
+version). No storage call runs under that lock: the lock ends with the decision (its rows
+deleted and committed), then the bytes are deleted; expired sessions' staging is dropped
+with the rest of the closed sessions' staging, after the expiry committed.
 
 Every step first decides from one listing, then acts on that decision, and a dry run treats
 the sessions it would expire as expired: so ``--dry-run`` reports exactly what a real run
@@ -86,6 +89,7 @@ def expire_sessions(
                 now=now,
                 reason="the upload session expired",
                 state="expired",
+                discard=False,  # under the lock: drop_staging removes it just after
             )
         commit_early(db, "gc: expired sessions are closed before their bytes are collected")
 
@@ -163,14 +167,9 @@ def delete_blobs(
     ]
     serialize_writes(db)
     referenced = ledger.referenced_blobs(db, ignoring_sessions=closing)  # again, under the lock
-    for sha, size in candidates:
-        if sha in referenced:
-            continue
-        report.blobs_removed.append((sha, size))
-        if not dry_run:
-            blobs.delete(sha)
+    report.blobs_removed = [(sha, size) for sha, size in candidates if sha not in referenced]
     removed = {sha for sha, _ in report.blobs_removed}
-    stored = {sha for sha, _, _ in (listed if dry_run else blobs.iter_blobs())} - removed
+    stored = {sha for sha, _, _ in listed} - removed
     for row in db.scalars(select(Blob)).all():
         # The records of removed bytes, and of bytes that are gone and unneeded.
         if row.sha256 in removed or (row.sha256 not in stored and row.sha256 not in referenced):
@@ -179,5 +178,12 @@ def delete_blobs(
                 db.delete(row)
     if dry_run:
         db.rollback()
-    else:
-        commit_early(db, "gc: end the write lock taken for deleting blobs")
+        return
+    # The decision is committed and the lock let go before any byte is deleted; bytes an
+    # upload referred to again meanwhile (a new session with the same file) are kept.
+    commit_early(db, "gc: end the write lock before deleting blobs")
+    again = ledger.referenced_blobs(db)
+    db.rollback()
+    report.blobs_removed = [(sha, size) for sha, size in report.blobs_removed if sha not in again]
+    for sha, _ in report.blobs_removed:
+        blobs.delete(sha)

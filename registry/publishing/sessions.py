@@ -459,14 +459,18 @@ def abort_session(
     now: dt.datetime,
     reason: str = "aborted by the uploader",
     state: str = "aborted",
+    discard: bool = True,
 ) -> None:
-    """Close the session, mark its draft rejected and drop its staged bytes."""
+    """Close the session, mark its draft rejected and drop its staged bytes.
+
+    Under the registry-wide lock pass ``discard=False`` (no storage call may run there):
+    gc drops a closed session's staging later, outside it."""
     upload.state = state
     version = db.get(Version, upload.version_id)
     if version is not None and version.state == "draft":
         version.state = "rejected"
         version.reject_reason = reason
-    for row in session_files(db, upload):
+    for row in session_files(db, upload) if discard else ():
         if not row.complete:
             blobs.stage_discard(upload_key(row))
     record_event(

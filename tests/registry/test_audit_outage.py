@@ -6,6 +6,10 @@ while it holds that lock."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import os
+import socket
 import threading
 import time
 import uuid
@@ -17,9 +21,12 @@ import pytest
 import requests
 from flask import g, has_request_context
 from sqlalchemy import text
+from sqlalchemy.exc import InvalidRequestError
 
+from registry import identities
 from registry.context import build_registry
 from registry.storage.s3 import S3BlobStore
+from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.fixtures.faults import CuttableProxy
 from tests.fixtures.principals import PASSWORD, People
@@ -115,9 +122,11 @@ class LockWatch:
     """The real blob store, noting each call made while the request's transaction holds
     the registry-wide lock (a row lock on ``audit_head``)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, session: Any = None) -> None:
         self.inner = inner
         self.under_lock: list[str] = []
+        self.calls: list[str] = []
+        self.session = session or _request_session  # the transaction to watch
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -125,14 +134,24 @@ class LockWatch:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if has_request_context() and g.get("db") is not None and _holds_lock(g.db):
+            self.calls.append(name)
+            db = self.session()
+            if db is not None and _holds_lock(db):
                 self.under_lock.append(name)
             return attr(*args, **kwargs)
 
         return call
 
 
+def _request_session() -> Any:
+    return g.get("db") if has_request_context() else None
+
+
 def _holds_lock(db: Any) -> bool:
+    try:
+        db.connection()
+    except InvalidRequestError:  # just committed (an after-commit hook): no transaction
+        return False
     return bool(
         db.execute(
             text(
@@ -154,13 +173,113 @@ def test_a_commit_makes_no_storage_call_while_holding_the_lock(
     app = create_app(settings=make_settings(database_url, tmp_path, storage_url=s3_storage_url))
     registry = app.extensions["registry"]
     watch = LockWatch(registry.blobs)
-    registry.blobs = watch
+    # The request's store, and the one that marks version ids and tags at each commit.
+    registry.blobs = registry.identities.blobs = watch
     token = make_token(registry, make_user(registry, "pub@demo.org", institution="demo"))
     uploads = UploadApi(token, client=app.test_client())
     reply = uploads.publish(
-        "demo/watched", folder_files(tiny_model_dir), tier="credentialed" if review else "open"
+        "demo/watched",
+        folder_files(tiny_model_dir),
+        tier="credentialed" if review else "open",
+        tag="v1",
     )
     assert reply.status == 200, reply.body
     assert reply.body["state"] == ("in-review" if review else "published")
+    if review:  # a reviewer publishes it: the other path that takes the lock and tags
+        admin = make_user(registry, "admin@registry.org", admin=True)
+        reviewer = UploadApi(make_token(registry, admin, scope="admin"), client=app.test_client())
+        version = reply.body["version"]["id"]
+        published = reviewer.call("POST", f"/api/v1/models/demo/watched/versions/{version}/publish")
+        assert published.status == 200, published.body
     assert watch.under_lock == []
+    # The tag is marked in the blob store all the same, once the lock is let go.
+    assert "put_meta" in watch.calls
+    assert registry.identities.blobs.inner.get_meta(identities.tag_mark("demo/watched", "v1"))
     registry.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_gc_makes_no_storage_call_while_holding_the_lock(registry, client, tiny_model_dir) -> None:
+    """gc decides under the lock (one consistent view of what is referenced) and deletes,
+    discards and lists in storage outside it: a hung S3 cannot hold every publisher up."""
+    from registry.publishing.gc import collect_garbage
+
+    uploads = UploadApi(
+        make_token(registry, make_user(registry, "pub@demo.org", institution="demo")),
+        client=client,
+    )
+    abandoned = {**folder_files(tiny_model_dir), "notes.txt": b"never committed"}
+    session = uploads.open("demo/abandoned", abandoned, tier="open").body
+    uploads.send_all(session, abandoned)
+    partial = uploads.open("demo/partial", {"half.txt": b"x" * 1000}, tier="open").body
+    assert uploads.put(partial, "half.txt", b"x" * 400, 0, 1000).status == 200
+    later = registry.now() + dt.timedelta(hours=registry.settings.upload_session_hours + 2)
+
+    with unit_of_work(registry.sessions) as db:
+        watch = LockWatch(registry.blobs, session=lambda: db)
+        report = collect_garbage(db, watch, now=later, grace=dt.timedelta(hours=1))
+    assert len(report.expired_sessions) == 2 and len(report.staging_removed) == 1
+    assert len(report.blobs_removed) == len(abandoned)
+    assert "delete" in watch.calls and watch.under_lock == []
+    assert list(registry.blobs.iter_blobs()) == [] and list(registry.blobs.iter_staging()) == []
+    for opened in (session, partial):
+        assert uploads.session(opened["id"]).body["state"] == "expired"
+
+
+@pytest.fixture
+def hung_redis():
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail("no Redis on 127.0.0.1:6379")
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    proxy = CuttableProxy("127.0.0.1", 6379)
+    yield proxy
+    proxy.close()
+
+
+def _within(seconds: float, call: Any) -> tuple[Any, float]:
+    """``call()``'s answer and how long it took; fails (leaving the thread) past ``seconds``."""
+    answers: list[Any] = []
+    start = time.monotonic()
+    worker = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert answers, f"no answer within {seconds:g} s"
+    return answers[0], time.monotonic() - start
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_the_rate_limit_store_hung_logins_answer_and_health_names_it(
+    settings, people, hung_redis: CuttableProxy
+) -> None:
+    """Redis is a backend too: a hung one costs a login a bounded wait and a clear 503 (the
+    limits cannot be checked), never a request stuck forever, and health names it."""
+    from registry.app import create_app
+
+    url = f"redis://127.0.0.1:{hung_redis.port}/11"
+    limited = dataclasses.replace(settings, ratelimit_enabled=True, ratelimit_storage_url=url)
+    app = create_app(settings=limited)
+    client = app.test_client()  # without cookies: a signed-in session would want CSRF
+    people.user("login@example.org")
+    body = {"email": "login@example.org", "password": PASSWORD}
+
+    def login() -> Any:
+        return app.test_client().post("/api/v1/login", json=body)
+
+    assert login().status_code == 200  # Redis answering
+
+    hung_redis.hang()
+    health, seconds = _within(10, lambda: client.get("/api/v1/health"))
+    assert seconds < 2.0 and health.status_code == 503, (seconds, health.json)
+    assert health.json["failing"] == ["ratelimit"]
+    assert "ratelimit" in health.headers["X-Error-Message"]
+    refused, seconds = _within(15, login)
+    assert seconds < 5.0, seconds
+    assert refused.status_code == 503 and "rate limits" in refused.headers["X-Error-Message"]
+
+    hung_redis.restore()
+    assert login().status_code == 200
+    assert client.get("/api/v1/health").json["failing"] == []
+    app.extensions["registry"].engine.dispose()

@@ -88,3 +88,24 @@ def test_two_processes_under_load_give_one_gapless_log(registry, start_server, t
     assert not report.problems and report.sealed == len(seqs)
     for server in servers:
         assert "audit-seal failed" not in server.log.read_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_download_on_an_idle_server_is_sealed_within_seconds(
+    registry, start_server, tiny_model_dir
+) -> None:
+    """``serve`` seals in the background (twice a second): a download's event is in a signed,
+    public checkpoint within a second or two, with nobody running ``audit seal``."""
+    published = publish_folder(registry, "demo/quick", tiny_model_dir, tier="open")
+    server = start_server()
+    url = f"{server.url}/demo/quick/resolve/{published.commit}/model_index.json"
+    assert requests.get(url, timeout=30).status_code == 200
+    downloaded = time.monotonic()
+    while _pending(registry) and time.monotonic() - downloaded < 20:
+        time.sleep(0.05)
+    waited = time.monotonic() - downloaded
+    assert _pending(registry) == 0 and waited < 5.0, waited  # typically well under a second
+    with unit_of_work(registry.sessions) as db:
+        total = db.scalar(select(func.count()).select_from(AuditEvent))
+    latest = requests.get(f"{server.url}/api/v1/audit/checkpoints/latest", timeout=10)
+    assert latest.status_code == 200 and latest.json()["size"] == total

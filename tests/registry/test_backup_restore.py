@@ -109,3 +109,24 @@ def test_a_restore_of_an_older_database_is_refused_then_accepted_without_reusing
     fsck = CliRunner().invoke(main, ["fsck"], env=env)
     assert fsck.exit_code == 0, fsck.output
     app.extensions["registry"].engine.dispose()
+
+
+def test_a_mark_lost_after_its_commit_is_written_at_the_next_start(settings, tiny_model_dir: Path):
+    """A publish marks its tag just after its commit (no storage call under the registry-wide
+    lock); if a crash or a storage outage lost that write, the next start writes it, so a
+    later restore still retires the tag."""
+    from registry import identities
+
+    app = create_app(settings=settings)
+    registry = app.extensions["registry"]
+    token = make_token(registry, make_user(registry, "p@usz.ch", institution="usz"))
+    assert _publish(app, token, folder_files(tiny_model_dir), "v1").status == 200
+    name = identities.tag_mark("usz/alpha", "v1")
+    stored = Path(settings.storage_url.removeprefix("file://")) / "meta" / name
+    assert stored.is_file()
+    stored.unlink()  # as if the process died between its commit and the write
+    registry.engine.dispose()
+
+    app = create_app(settings=settings)
+    assert stored.is_file() and b'"tag": "v1"' in stored.read_bytes()
+    app.extensions["registry"].engine.dispose()

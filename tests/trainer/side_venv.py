@@ -19,8 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 VENVS = CACHE / "roentgen-registry" / "side-venvs"
-# What loading an export needs (the [generate] extra, plus the hub client it pulls with).
-FLOOR_PACKAGES = ("transformers", "diffusers", "huggingface_hub", "safetensors", "numpy", "pillow")
+# What loading an export needs (the [generate] extra, plus the hub client it pulls with),
+# and what stock diffusers needs to load a LoRA adapter shipped beside it (peft).
+FLOOR_PACKAGES = (
+    "transformers", "diffusers", "huggingface_hub", "safetensors", "numpy", "pillow",
+    "peft", "accelerate",
+)  # fmt: skip
 
 
 class SideVenvError(RuntimeError):

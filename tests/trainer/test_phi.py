@@ -30,7 +30,8 @@ def test_scrub_removes_each_kind_and_keeps_the_findings() -> None:
         "A 45 year old woman. No pneumothorax."
     )
     assert counts.to_dict() == {
-        "texts": 1, "texts_changed": 1, "communication_sentences": 1, "mrn_like_numbers": 1,
+        "texts": 1, "texts_changed": 1, "communication_sentences": 1, "signature_sentences": 0,
+        "mrn_like_numbers": 1,
         "dates": 1, "times": 1, "ages_over_89": 1, "names": 1, "deid_markers": 2,
     }  # fmt: skip
 
@@ -65,3 +66,30 @@ def test_fit_trains_on_scrubbed_texts_and_reports_the_counts(
     assert checked.exit_code == 0, checked.output
     assert "texts changed" in checked.output and "deid markers 2" in checked.output
     assert len(read_manifest(folder / "manifest.jsonl").records) == len(rows) - 1
+
+
+def test_signatures_untitled_names_and_other_forms_of_phi_are_scrubbed() -> None:
+    """Local reports sign with a name and degree, relay findings to named staff, spell ages."""
+    cases = {
+        "Small left effusion. Electronically signed by John Smith, MD on 2/3/2150.": (
+            "Small left effusion.", ["John", "Smith"]),
+        "No pneumothorax. Dictated by: Jane Doe, M.D. Transcribed 03-04-2150 1430.": (
+            "No pneumothorax.", ["Jane", "Doe", "1430"]),
+        "Mild cardiomegaly. Reviewed with Dr.Smith.": ("Mild cardiomegaly.", ["Smith"]),
+        "Findings were relayed to the ED physician Sarah Connor. Right lower lobe opacity.": (
+            "Right lower lobe opacity.", ["Sarah", "Connor"]),
+        "Patient MRN: A1234567. Stable nodule.": ("Patient. Stable nodule.", ["A1234567"]),
+        "She is ninety-four years old. Clear lungs.": (
+            "She is 90+ year old. Clear lungs.", ["ninety"]),
+        "Reviewed by Peter Parker, RN. Heart size normal.": ("Heart size normal.", ["Parker"]),
+    }  # fmt: skip
+    for text, (expected, gone) in cases.items():
+        clean, counts = scrub_text(text)
+        assert clean == expected, (text, clean)
+        assert not [piece for piece in gone if piece in clean], (text, clean)
+        assert counts.texts_changed == 1
+    assert scrub_text("Signed by John Smith, MD.")[1].found["signature_sentences"] == 1
+    # Findings that look like names or numbers stay.
+    for kept in ("Mild Cardiomegaly. Lines and tubes unchanged.", "A 45 year old woman.",
+                 "Frontal Chest, PA and lateral views. Signs of hyperinflation."):  # fmt: skip
+        assert scrub_text(kept)[0] == kept

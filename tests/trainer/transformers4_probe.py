@@ -2,7 +2,8 @@
 
     python transformers4_probe.py EXPORT OUT.safetensors PROMPT...
 
-Writes the token ids and last hidden states per prompt, and the library versions.
+Writes the token ids and last hidden states per prompt, a UNet prediction and a VAE decode
+from fixed noise, and the library versions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ ids = pipeline.tokenizer(
 ).input_ids
 with torch.no_grad():
     hidden = pipeline.text_encoder(ids)[0]
+    # The UNet and VAE as this diffusers reads their configs (same torch: same noise).
+    generator = torch.Generator().manual_seed(0)
+    size = pipeline.unet.config.sample_size
+    latents = torch.randn((len(prompts), 4, size, size), generator=generator)
+    noise_prediction = pipeline.unet(latents, torch.tensor([500]), hidden).sample
+    decoded = pipeline.vae.decode(latents / pipeline.vae.config.scaling_factor).sample
 versions = {"transformers": transformers.__version__, "diffusers": diffusers.__version__}
-save_file({"input_ids": ids, "hidden": hidden.contiguous()}, out, metadata=versions)
+tensors = {"input_ids": ids, "hidden": hidden, "unet": noise_prediction, "decoded": decoded}
+save_file({k: v.contiguous() for k, v in tensors.items()}, out, metadata=versions)
 print(json.dumps(versions))

@@ -19,7 +19,10 @@ from registry.health import check_backends
     response=schemas.Health,
 )
 def health() -> Response:
-    backends = check_backends(current_registry())
+    limiter = current_app.extensions.get("registry_limiter")
+    backends = check_backends(
+        current_registry(), ratelimit=limiter.storage if limiter is not None else None
+    )
     failing = [b.name for b in backends if not b.ok]
     response = jsonify(
         {

@@ -80,10 +80,14 @@ LIMITS: dict[str, Limit] = {
         per_account="10 per hour",
         account_message="Too many password reset requests for this account; retry later.",
     ),
-    # Links are unguessable and each account gets few (``verification.MAX_LINKS_PER_HOUR``):
-    # this only stops one address hammering; a hospital NAT verifies all its new hires.
+    # Counted per account (a resend: the signed-in one; opening a link: that link), so a
+    # hospital NAT verifies all its new hires; the per-address ceiling stops one address
+    # hammering (each account also gets at most ``verification.MAX_LINKS_PER_HOUR`` mails).
     "verify": Limit(
-        "300 per hour", "Too many verification requests from your address; retry later."
+        "100 per hour",
+        "Too many verification requests from your address; retry later.",
+        per_account="10 per hour",
+        account_message="Too many verification requests for this account; use the newest link.",
     ),
 }
 

@@ -566,6 +566,12 @@ def test_a_hospital_behind_one_address_verifies_everyone_who_registers(
         opened = client.post("/api/v1/verify-email", json={"token": token}, environ_base=env)
         answers.append((sent.status_code, opened.status_code))
     assert answers == [(202, 200)] * 30
+    # One address trying made-up links still meets the per-address ceiling.
+    tries = [
+        client.post("/api/v1/verify-email", json={"token": f"guess-{i}"}, environ_base=env)
+        for i in range(41)
+    ]
+    assert [t.status_code for t in tries] == [400] * 40 + [429]
     registry.engine.dispose()
 
 

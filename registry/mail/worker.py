@@ -122,7 +122,7 @@ def deliver_backlog(
     while True:
         report = deliver_due(registry, budget=max(0.0, deadline - time.monotonic()))
         total.add(report)
-        if report.handled < BATCH or time.monotonic() >= deadline:
+        if _done(report) or time.monotonic() >= deadline:
             return total
         if stopping is not None and stopping.is_set():
             return total
@@ -135,8 +135,14 @@ def drain(registry: Registry, *, transport: Transport | None = None) -> Report:
     while True:
         report = deliver_due(registry, transport=transport)
         total.add(report)
-        if report.handled < BATCH:
+        if _done(report):
             return total
+
+
+def _done(report: Report) -> bool:
+    """Stop after a short batch (nothing more is due), or one that sent nothing (the mail
+    server is down: the rest waits for its retry time instead of each trying to connect)."""
+    return report.handled < BATCH or report.sent == 0
 
 
 def _send_mails(

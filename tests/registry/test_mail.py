@@ -375,3 +375,13 @@ def test_the_background_task_delivers_a_backlog_in_one_tick(
     started = time.monotonic()
     slow = worker.deliver_backlog(registry, budget=1.0)
     assert time.monotonic() - started < 3 and 0 < slow.sent < worker.BATCH
+
+
+def test_with_the_mail_server_down_a_drain_stops_after_one_batch(
+    registry, smtp_down: SmtpServer
+) -> None:
+    """``mail run --once`` against a server that is down tries it once, not once per batch."""
+    _queue(registry, "ada@example.org", n=worker.BATCH * 3)
+    report = worker.drain(registry)
+    assert (report.sent, report.retrying) == (0, worker.BATCH)
+    assert sum(r.attempts for r in _rows(registry)) == worker.BATCH

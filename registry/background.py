@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 from registry.audit.sealer import background_seal
 from registry.context import Registry
-from registry.mail.worker import deliver_due
+from registry.mail.transport import announce
+from registry.mail.worker import deliver_backlog
 from registry.notifications.scheduled import run_scheduled
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,15 @@ log = logging.getLogger(__name__)
 class Task:
     name: str
     every: float
-    run: Callable[[Registry], object]
+    run: Callable[..., object]  # run(registry), or run(registry, stopping) if told to
+    # A long task gets the runner's stop event and returns between deliveries once it is set.
+    takes_stop: bool = False
 
 
 # One line per task; each part of the registry that needs one adds it here.
 TASKS: list[Task] = [
     Task("audit-seal", 0.5, background_seal),
-    Task("mail", 3.0, deliver_due),  # the outbox: mail and webhook deliveries
+    Task("mail", 3.0, deliver_backlog, takes_stop=True),  # the outbox: mail and webhooks
     Task("notifications", 600.0, run_scheduled),  # expiry warnings, reviewer digests
 ]
 
@@ -65,7 +68,10 @@ class Runner:
                     continue
                 due[task.name] = time.monotonic() + task.every
                 try:
-                    task.run(self.registry)
+                    if task.takes_stop:
+                        task.run(self.registry, self.stopping)
+                    else:
+                        task.run(self.registry)
                 except Exception:  # logged; the next tick tries again
                     log.exception("background task %s failed", task.name)
                 if self.stopping.is_set():
@@ -75,4 +81,5 @@ class Runner:
 
 def start(registry: Registry, tasks: Sequence[Task] | None = None) -> Runner:
     """Start the background tasks for this process; ``stop()`` the result on shutdown."""
+    announce(registry.settings)  # an offline registry's log says at once where mail goes
     return Runner(registry, TASKS if tasks is None else tasks).start()

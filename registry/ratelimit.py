@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 from redis.exceptions import RedisError
 
+from registry.accounts.addresses import AddressRefused, email_key, normalize_email
 from registry.api.errors import STORE_DOWN, render_error
 from registry.config import Settings
 
@@ -41,6 +43,9 @@ class Limit:
     account_message: str = ""
     # Only refusals count (a wrong password), so people who log in correctly never queue.
     failures_only: bool = False
+    # Whose counter: the account an ``email`` field names (login, reset), or the signed-in
+    # one (its password or tokens; an ``email`` there is a new address, not the account).
+    signed_in: bool = False
 
 
 LIMITS: dict[str, Limit] = {
@@ -59,6 +64,7 @@ LIMITS: dict[str, Limit] = {
         "Too many tokens created from your address; wait and retry, or reuse a token.",
         per_account="20 per hour",
         account_message="Too many tokens created; wait and retry, or reuse a token.",
+        signed_in=True,
     ),
     "password": Limit(
         "100 per hour",
@@ -66,6 +72,7 @@ LIMITS: dict[str, Limit] = {
         per_account="10 per hour",
         account_message="Too many password attempts; wait an hour and retry.",
         failures_only=True,
+        signed_in=True,
     ),
     "reset": Limit(
         "100 per hour",
@@ -73,7 +80,15 @@ LIMITS: dict[str, Limit] = {
         per_account="10 per hour",
         account_message="Too many password reset requests for this account; retry later.",
     ),
-    "verify": Limit("10 per hour", "Too many verification links asked for; use the newest one."),
+    # Counted per account (a resend: the signed-in one; opening a link: that link), so a
+    # hospital NAT verifies all its new hires; the per-address ceiling stops one address
+    # hammering (each account also gets at most ``verification.MAX_LINKS_PER_HOUR`` mails).
+    "verify": Limit(
+        "100 per hour",
+        "Too many verification requests from your address; retry later.",
+        per_account="10 per hour",
+        account_message="Too many verification requests for this account; use the newest link.",
+    ),
 }
 
 
@@ -102,18 +117,39 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+def signed_in_key() -> str:
+    """The signed-in account (else the client address: the view refuses the request)."""
+    user = getattr(g.get("principal"), "user", None)
+    return f"user:{user.id}" if user is not None else "address:" + client_address()
+
+
 def account_key() -> str:
-    """The account a request acts on: the email it names, else the signed-in user."""
+    """The account a request acts on: the email it names, else the signed-in user, else the
+    mailed link it redeems (one per account), else the client address."""
+    body = request.get_json(silent=True) if request.is_json else None
+    body = body if isinstance(body, dict) else {}
     email = request.form.get("email") if request.form else None
-    if email is None and request.is_json:
-        body = request.get_json(silent=True)
-        email = body.get("email") if isinstance(body, dict) else None
+    if email is None:
+        email = body.get("email")
     if isinstance(email, str) and email.strip():
-        return "email:" + email.strip().lower()[:320]
+        return "email:" + _canonical(email)[:320]
     user = getattr(g.get("principal"), "user", None)
     if user is not None:
         return f"user:{user.id}"
+    link = (request.view_args or {}).get("token") or body.get("token")
+    if isinstance(link, str) and link:
+        # A reset link names its account without a login: people behind one hospital NAT
+        # each redeem their own link, and one link cannot be tried more than the limit.
+        return "link:" + hashlib.sha256(link.encode()).hexdigest()[:32]
     return "address:" + client_address()
+
+
+def _canonical(email: str) -> str:
+    """One key per account however its address is spelled (case, fullwidth, punycode)."""
+    try:
+        return email_key(normalize_email(email))
+    except AddressRefused:  # refused by the view too; counted under what was typed
+        return email.strip().lower()
 
 
 def _failed(response: Response) -> bool:
@@ -199,7 +235,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter | None:
             wrapped = limiter.shared_limit(
                 spec.per_account,
                 scope=f"{name}-account",
-                key_func=account_key,
+                key_func=signed_in_key if spec.signed_in else account_key,
                 methods=["POST"],
                 error_message=spec.account_message,
                 deduct_when=deduct,

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from registry.access.policy import TierSpec
+from registry.access.requirements import require_verified_email
 from registry.access_requests.fields import clean_answers
 from registry.accounts.validation import MAX_ID, Problems
 from registry.audit.services import record_event
@@ -115,6 +116,9 @@ def decide(
         raise Conflict("You cannot decide on your own access request.")
     if request.status != "pending":
         raise Conflict(f"Access request {request.id} was already {request.status}.")
+    if decision == "accept":
+        refused = f"The access request of {request.user.email} cannot be accepted"
+        require_verified_email(db, request.user, refused)
     until = parse_until(expires_at, now) if decision == "accept" else None
     _transition(db, request, "pending", "accepted" if decision == "accept" else "rejected")
     request.reason = reason

@@ -176,6 +176,9 @@ def update_user(
     if user.id == actor.id and (is_registry_admin is False or is_active is False):
         raise Conflict("You cannot remove your own admin rights or disable yourself.")
     changes: dict[str, bool] = {}
+    if is_registry_admin and not user.is_registry_admin:
+        # Like a membership: the role goes to whoever proved the address, not who typed it.
+        require_verified_email(db, user, f"{user.email} cannot become a registry admin")
     if is_registry_admin is not None and is_registry_admin != user.is_registry_admin:
         user.is_registry_admin = changes["is_registry_admin"] = is_registry_admin
     if is_active is not None and is_active != user.is_active:

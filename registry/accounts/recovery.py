@@ -11,6 +11,7 @@ from registry.accounts.addresses import AddressRefused, normalize_email
 from registry.accounts.links import issue_link, links_sent, open_link, placeholder, use_links
 from registry.accounts.passwords import hash_password, password_problems
 from registry.accounts.services import find_user_by_email
+from registry.accounts.tokens import list_tokens, revoke_token
 from registry.accounts.validation import Problems
 from registry.audit.services import record_event
 from registry.config import Settings
@@ -102,9 +103,23 @@ def reset_password(
     user.password_changed_at = now
     # Every session cookie of the account, in any browser, stops working.
     user.session_generation = (user.session_generation or 0) + 1
-    if user.email_verified_at is None and link.email == user.email:
+    proven_now = user.email_verified_at is None and link.email == user.email
+    revoked = 0
+    if proven_now:
         user.email_verified_at = now  # the link reached the mailbox: the address is proven
+        # Whoever held the account before its address was proven (a squatter who typed
+        # someone else's address) made its tokens: none of them outlives the proof.
+        for token in list_tokens(db, user):
+            if token.revoked_at is None:
+                revoke_token(db, token, actor=user, now=now)
+                revoked += 1
     record_event(db, "account:password-reset", actor=user, target=f"user:{user.email}", now=now)
+    tokens_line = (
+        f"{'The API token' if revoked == 1 else f'The {revoked} API tokens'} made before the "
+        f"address was verified {'was' if revoked == 1 else 'were'} revoked; make new ones"
+        if revoked
+        else "API tokens keep working; review them"
+    )
     enqueue_mail(
         db,
         site,
@@ -112,8 +127,8 @@ def reset_password(
         subject="Your password was changed",
         text=(
             f"The password of {user.email} on {site.name} was just reset with a mailed link, "
-            "and every session of the account was logged out. API tokens keep working; "
-            f"review them at {site.link('/account/tokens')}.\n\n"
+            f"and every session of the account was logged out. {tokens_line} at "
+            f"{site.link('/account/tokens')}.\n\n"
             f"If this was not you, reset it again at {site.link(FORGOT_PATH)} and tell a "
             "registry administrator."
         ),

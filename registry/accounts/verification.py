@@ -54,9 +54,11 @@ def send_verification(
             f"Someone (hopefully you) created an account for {user.email} on {site.name}.\n\n"
             f"Confirm that this address is yours by opening this link within {hours} hours:\n\n"
             f"    {site.link(f'{VERIFY_PATH}/{placeholder(link)}')}\n\n"
-            "Until then the account can sign in, but no institution role, credential or "
-            "access above the open tier attaches to it.\n"
-            "If you did not create it, ignore this mail: nothing happens without the link."
+            "Until then the account can sign in, but no institution role, credential, DUA "
+            "signature or access above the open tier attaches to it.\n"
+            "If you did not create it, do not open the link: someone else typed your address. "
+            "Ignore this mail, or take the account over by choosing a new password at "
+            f"{site.link('/password/forgot')} (that logs the other person out)."
         ),
         topic="verify-email",
         user_id=user.id,

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.access.policy import DuaSpec
+from registry.access.requirements import require_verified_email
 from registry.accounts.validation import Problems
 from registry.audit.services import record_event
 from registry.errors import Conflict
@@ -40,6 +41,8 @@ def sign(
     existing = _existing(db, user, dua)
     if existing is not None:
         return existing, False
+    # A signature binds the person the address names: whoever merely typed it cannot sign.
+    require_verified_email(db, user, f"{user.email} cannot sign {dua.id}")
     signature = DuaSignature(
         user_id=user.id, dua=dua.id, full_name=name, text_sha256=dua.sha256, signed_at=now
     )

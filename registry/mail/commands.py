@@ -8,7 +8,7 @@ import click
 
 from registry.commands import open_registry
 from registry.mail.outbox import counts, list_messages
-from registry.mail.worker import deliver_due
+from registry.mail.worker import drain
 from registry.notifications.scheduled import run_scheduled
 from registry.unit_of_work import unit_of_work
 
@@ -21,7 +21,9 @@ def mail() -> None:
 
 
 @mail.command("run")
-@click.option("--once", is_flag=True, help="Deliver what is due, queue expiries and digests, exit")
+@click.option(
+    "--once", is_flag=True, help="Deliver everything due, queue expiries and digests, exit"
+)
 @click.option("--interval", default=3.0, show_default=True, help="Seconds between deliveries")
 def run(once: bool, interval: float) -> None:
     """Deliver the outbox (serve does this too, in the background of every process)."""
@@ -31,7 +33,7 @@ def run(once: bool, interval: float) -> None:
         if time.monotonic() - scheduled_at >= SCHEDULE_EVERY or once:
             run_scheduled(registry)
             scheduled_at = time.monotonic()
-        report = deliver_due(registry)
+        report = drain(registry)
         if once or report.sent or report.retrying or report.failed:
             click.echo(f"outbox: {report}")
         if once:

@@ -132,14 +132,19 @@ class FileTransport:
 _announced: set[str] = set()
 
 
-def open_transport(settings: Settings) -> Transport:
-    """SMTP when ``REGISTRY_SMTP_URL`` is set, else ``.eml`` files (and the log says so)."""
-    if settings.smtp_url:
-        return SmtpTransport(settings.smtp_url)
+def announce(settings: Settings) -> None:
+    """Say once per process where mail goes when no SMTP server is configured."""
     folder = settings.instance_path / "outbox"
-    if str(folder) not in _announced:
+    if not settings.smtp_url and str(folder) not in _announced:
         _announced.add(str(folder))
         log.warning(
             "REGISTRY_SMTP_URL is not set: mail is written to %s as .eml files, not sent", folder
         )
-    return FileTransport(folder)
+
+
+def open_transport(settings: Settings) -> Transport:
+    """SMTP when ``REGISTRY_SMTP_URL`` is set, else ``.eml`` files (and the log says so)."""
+    if settings.smtp_url:
+        return SmtpTransport(settings.smtp_url)
+    announce(settings)
+    return FileTransport(settings.instance_path / "outbox")

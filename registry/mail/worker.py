@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -38,7 +39,8 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 SMTP_POLICY = SMTP.clone(max_line_length=998)
 LEASE = dt.timedelta(minutes=5)
 BATCH = 20
-# The background thread must return promptly: stop starting deliveries after this long.
+# The background thread must return promptly: stop starting deliveries (mails and hooks)
+# after this long; the rest is given back untried for the next run.
 TIME_BUDGET_SECONDS = 8.0
 
 
@@ -53,6 +55,15 @@ class Report:
         return f"{self.sent} sent, {self.retrying} to retry, {self.failed} failed" + (
             f", {self.released} left for the next run" if self.released else ""
         )
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retrying + self.failed + self.released
+
+    def add(self, other: Report) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -76,7 +87,13 @@ def deliver_due(
     mails = [m for m in claimed if m.kind == "mail"]
     hooks = [m for m in claimed if m.kind == "webhook"]
     if mails:
-        _send_mails(registry, mails, transport or open_transport(registry.settings), report)
+        _send_mails(
+            registry,
+            mails,
+            transport or open_transport(registry.settings),
+            report,
+            deadline=started + budget,
+        )
     for message in hooks:
         if time.monotonic() - started > budget:
             _release(registry.sessions, message.id)
@@ -91,12 +108,59 @@ def deliver_due(
     return report
 
 
+def deliver_backlog(
+    registry: Registry,
+    stopping: threading.Event | None = None,
+    *,
+    budget: float = TIME_BUDGET_SECONDS,
+) -> Report:
+    """The background task: batch after batch while a batch comes back full and the time
+    budget lasts (a withdrawal mailed to a thousand downloaders does not wait 3 s per 20);
+    a server shutting down (``stopping`` set) ends it after the current batch."""
+    total = Report()
+    deadline = time.monotonic() + budget
+    while True:
+        report = deliver_due(registry, budget=max(0.0, deadline - time.monotonic()))
+        total.add(report)
+        if _done(report) or time.monotonic() >= deadline:
+            return total
+        if stopping is not None and stopping.is_set():
+            return total
+
+
+def drain(registry: Registry, *, transport: Transport | None = None) -> Report:
+    """Deliver batch after batch until nothing due is left (``mail run``); a message that
+    fails is retried later, so each batch makes progress and the loop ends."""
+    total = Report()
+    while True:
+        report = deliver_due(registry, transport=transport)
+        total.add(report)
+        if _done(report):
+            return total
+
+
+def _done(report: Report) -> bool:
+    """Stop after a short batch (nothing more is due), or one that sent nothing (the mail
+    server is down: the rest waits for its retry time instead of each trying to connect)."""
+    return report.handled < BATCH or report.sent == 0
+
+
 def _send_mails(
-    registry: Registry, mails: list[OutboxMessage], transport: Transport, report: Report
+    registry: Registry,
+    mails: list[OutboxMessage],
+    transport: Transport,
+    report: Report,
+    *,
+    deadline: float,
 ) -> None:
     try:
         with transport:
-            for message in mails:
+            for index, message in enumerate(mails):
+                if time.monotonic() > deadline:  # a slow server: the rest waits untried
+                    for untried in mails[index:]:
+                        _release(registry.sessions, untried.id)
+                        report.released += 1
+                    break
                 try:
                     transport.send(
                         compose(message, registry.settings, body=_body(registry, message))
@@ -108,7 +172,7 @@ def _send_mails(
     except DeliveryError as error:  # the server could not be reached at all
         log.warning("mail delivery: %s", error)
         for message in mails:
-            _finish(registry, message.id, report, error=error)
+            _finish(registry, message.id, report, error=error)  # skips those already done
 
 
 def _body(registry: Registry, message: OutboxMessage) -> str:

@@ -18,7 +18,7 @@ from registry.mail.worker import deliver_due
 from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.fixtures.mail import body_of, link_in
-from tests.fixtures.principals import PASSWORD, Api, People
+from tests.fixtures.principals import DUA, PASSWORD, Api, People
 from tests.fixtures.repos import publish_folder
 from tests.web.test_security import csrf_token
 
@@ -160,6 +160,9 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
         "POST", "/api/v1/login", json={"email": NEWHIRE, "password": "squatters-password"}
     )
     assert login.status_code == 200
+    made = squatter("POST", "/api/v1/tokens", json={"name": "laptop", "scope": "read"})
+    assert made.status_code == 201, made.json
+    squatters_token = made.json["token"]
 
     # The institution admin adds the new hire's address as publisher: refused, not handed over.
     refused = Api(client)(
@@ -169,8 +172,15 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
     assert refused.status_code == 409 and "verify your email" in refused.json["error"]
     assert squatter("GET", "/api/v1/me").json["institution"] is None
 
-    # The real new hire reads the mailbox: resetting the password proves the address and
-    # logs the squatter out.
+    # The real new hire reads the mailbox: the mail and its page say not to verify an account
+    # they did not create, but to take it over with a new password.
+    deliver_due(registry)
+    unasked = smtp_server.one(NEWHIRE, "Verify your email address")
+    assert "If you did not create it, do not open the link" in body_of(unasked)
+    assert link_in(unasked, "/password/forgot")
+    page = client.get(link_in(unasked, "/account/verify/")).get_data(as_text=True)
+    assert "Did not create this account?" in page and 'href="/password/forgot"' in page
+    # Resetting the password proves the address and logs the squatter out.
     owner = Api(app.test_client())
     assert owner("POST", "/api/v1/password/forgot", json={"email": NEWHIRE}).status_code == 202
     deliver_due(registry)
@@ -181,6 +191,11 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
     )  # fmt: skip
     assert reset.status_code == 200 and reset.json["email_verified"] is True
     assert squatter("GET", "/api/v1/me").status_code == 401
+    # Tokens made before the address was proven were the squatter's: they end too.
+    assert Api(client)("GET", "/api/v1/me", token=squatters_token).status_code == 401
+    deliver_due(registry)
+    notice = smtp_server.latest(NEWHIRE, "Your password was changed")
+    assert "The API token made before the address was verified was revoked" in body_of(notice)
     added = Api(client)(
         "PUT", f"/api/v1/institutions/hosp/members/{NEWHIRE}", token=head_token,
         json={"role": "publisher"},
@@ -398,3 +413,272 @@ def test_wrong_password_points_to_the_reset_page(client, people) -> None:
     page = client.get("/login").get_data(as_text=True)
     assert 'href="/password/forgot"' in page
     assert client.get("/password/forgot").status_code == 200
+
+
+def test_an_unverified_account_is_not_made_a_registry_admin(
+    api, registry, people, settings, monkeypatch
+) -> None:
+    """The squatting story one level up: promoting the address someone registered first."""
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    admin = people.token(people.user("root@registry.example", admin=True))
+    squatter = people.user("ops@registry.example", email_verified=False)
+    refused = api(
+        "PATCH", f"/api/v1/users/{squatter}", token=admin, json={"is_registry_admin": True}
+    )
+    assert refused.status_code == 409, refused.json
+    assert "verify your email (no link sent to ops@registry.example yet" in refused.json["error"]
+    for name, value in (
+        ("REGISTRY_DATABASE_URL", settings.database_url),
+        ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
+        ("REGISTRY_SECRET_KEY", settings.secret_key),
+    ):
+        monkeypatch.setenv(name, value)
+    promoted = CliRunner().invoke(main, ["create-admin", "ops@registry.example"])
+    assert promoted.exit_code != 0
+    assert "verify your email" in promoted.output
+    assert _user(registry, "ops@registry.example").is_registry_admin is False
+    # Disabling the unverified account, or removing admin rights, stays possible.
+    disabled = api("PATCH", f"/api/v1/users/{squatter}", token=admin, json={"is_active": False})
+    assert disabled.status_code == 200
+
+
+def _spellings(address: str, n: int) -> list[str]:
+    """``n`` spellings of ``address`` that name the same account (case, fullwidth letters)."""
+    local, domain = address.split("@")
+    found = []
+    for i in range(n):
+        letters = [
+            chr(ord(c) + 0xFEE0) if (i >> k) & 1 else (c.upper() if k % 2 else c)
+            for k, c in enumerate(local)
+        ]
+        found.append("".join(letters) + "@" + domain)
+    return found
+
+
+def test_spelling_the_address_differently_does_not_escape_the_per_account_limits(
+    settings, people
+) -> None:
+    """The per-account counters count the account, not the string typed for it."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    others = People(app.extensions["registry"])
+    others.user("ada@example.org")
+    client = app.test_client()
+    guesses = [
+        client.post("/api/v1/login", json={"email": spelled, "password": "wrong-guess-x"})
+        for spelled in _spellings("ada@example.org", 11)
+    ]
+    assert [g.status_code for g in guesses] == [401] * 10 + [429]
+    assert "for this account" in guesses[-1].json["error"]
+
+    # Reset requests: the same answers for a known and an unknown account, limit included.
+    def answers(address: str) -> list[tuple[int, dict]]:
+        return [
+            (r.status_code, r.json)
+            for r in (
+                client.post("/api/v1/password/forgot", json={"email": spelled})
+                for spelled in _spellings(address, 11)
+            )
+        ]
+
+    others.user("bea@example.org")
+    known, unknown = answers("bea@example.org"), answers("bob@example.org")
+    assert [code for code, _ in known] == [202] * 10 + [429]
+    assert known == unknown
+
+
+def test_password_guesses_through_the_address_change_are_limited_per_account(
+    settings, people
+) -> None:
+    """The address change asks for the password: naming a new address each time is still
+    one account guessing (the counter is the signed-in account's, shared with /me/password)."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    others = People(app.extensions["registry"])
+    headers = {"Authorization": f"Bearer {others.token(others.user('ada@example.org'))}"}
+    client = app.test_client()
+    codes = [
+        client.post(
+            "/api/v1/me/email",
+            json={"email": f"new{i}@uni.example", "password": "wrong-guess-x"},
+            headers=headers,
+        ).status_code
+        for i in range(6)
+    ]
+    change = {"current_password": "wrong-guess-x", "new_password": NEW_PASSWORD}
+    codes += [
+        client.post("/api/v1/me/password", json=change, headers=headers).status_code
+        for _ in range(5)
+    ]
+    assert codes == [403] * 10 + [429]
+
+
+def test_an_access_request_of_an_unverified_address_is_not_accepted(
+    api, registry, people, tiny_model_dir
+) -> None:
+    """Like credentials and trainings: a grant attaches only to a proven address (else the
+    squatter's request, granted, would follow the account to whoever proves it later)."""
+    repo = publish_folder(registry, "hosp/cxr-cr", tiny_model_dir, tier="contributor-review")
+    head = people.token(people.user("head@hosp.org", institution="hosp", role="institution-admin"))
+    asker = people.token(
+        people.user("asker@uni.example", email_verified=False, credentialed=True, dua=DUA)
+    )
+    made = api("POST", f"/api/v1/models/{repo.repo_id}/access-requests", token=asker, json={})
+    assert made.status_code == 201
+    assert "email-verified" in [m["requirement"] for m in made.json["still_missing"]]
+    url = f"/api/v1/access-requests/{made.json['id']}/decision"
+    refused = api("POST", url, token=head, json={"decision": "accept"})
+    assert refused.status_code == 409, refused.json
+    assert "verify your email (no link sent to asker@uni.example yet" in refused.json["error"]
+    rejected = api("POST", url, token=head, json={"decision": "reject", "reason": "Who are you?"})
+    assert rejected.status_code == 200 and rejected.json["status"] == "rejected"
+
+
+def test_a_hospital_behind_one_address_verifies_everyone_who_registers(
+    settings, smtp_server
+) -> None:
+    """Thirty new hires on one NAT address ask for and open their links within the hour:
+    all verified (a link is unguessable; resending is limited per account, not address)."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    registry = app.extensions["registry"]
+    people = People(registry)
+    client = app.test_client()
+    env = {"REMOTE_ADDR": "198.51.100.8"}
+    answers = []
+    for i in range(30):
+        address = f"hire{i}@hosp.org"
+        bearer = {
+            "Authorization": f"Bearer {people.token(people.user(address, email_verified=False))}"
+        }
+        sent = client.post("/api/v1/me/verify-email", headers=bearer, environ_base=env)
+        if sent.status_code != 202:
+            answers.append((sent.status_code, None))
+            continue
+        deliver_due(registry)
+        token = link_in(smtp_server.latest(address, "Verify"), "/account/verify/").rsplit("/", 1)[1]
+        opened = client.post("/api/v1/verify-email", json={"token": token}, environ_base=env)
+        answers.append((sent.status_code, opened.status_code))
+    assert answers == [(202, 200)] * 30
+    # One address trying made-up links still meets the per-address ceiling.
+    tries = [
+        client.post("/api/v1/verify-email", json={"token": f"guess-{i}"}, environ_base=env)
+        for i in range(41)
+    ]
+    assert [t.status_code for t in tries] == [400] * 40 + [429]
+    registry.engine.dispose()
+
+
+def test_verification_and_address_change_links_expire(
+    client, registry, people, smtp_server
+) -> None:
+    """The registration link lasts 48 hours, the address-change link 24; then the page says
+    so and where to get a new one, and nothing changes."""
+    assert _register(Api(client)).status_code == 201
+    uid = people.user("ada@example.org")
+    asked = Api(client)(
+        "POST", "/api/v1/me/email", token=people.token(uid),
+        json={"email": "ada@uni.example", "password": PASSWORD},
+    )  # fmt: skip
+    assert asked.status_code == 202
+    deliver_due(registry)
+    verify = link_in(smtp_server.one(NEWHIRE), "/account/verify/")
+    change = link_in(smtp_server.one("ada@uni.example"), "/account/email/confirm/")
+    start = registry.now()
+    registry.clock = lambda: start + dt.timedelta(hours=24, minutes=1)
+    late = client.get(change)
+    assert late.status_code == 400 and "This link expired on" in late.get_data(as_text=True)
+    assert client.get(verify).status_code == 200  # still good for another day
+    registry.clock = lambda: start + dt.timedelta(hours=48, minutes=1)
+    late = client.get(verify)
+    assert late.status_code == 400 and "This link expired on" in late.get_data(as_text=True)
+    assert "/account/verify" in late.get_data(as_text=True)  # where to get a new one
+    token = verify.rsplit("/", 1)[1]
+    refused = Api(client)("POST", "/api/v1/verify-email", json={"token": token})
+    assert refused.status_code == 400 and "expired" in refused.json["error"]
+    assert _user(registry, NEWHIRE).email_verified_at is None
+    assert _user(registry, "ada@example.org") is not None  # the address did not change
+
+
+def test_an_unverified_account_cannot_sign_a_dua(client, registry, smtp_server) -> None:
+    """A DUA binds the person the address names: the squatter cannot sign in their name, and
+    the owner who takes the account over inherits no signature they never gave."""
+    api = Api(client)
+    assert _register(api).status_code == 201
+    login = api("POST", "/api/v1/login", json={"email": NEWHIRE, "password": PASSWORD})
+    assert login.status_code == 200
+    url = "/api/v1/duas/physionet-credentialed-1.5.0/signatures"
+    refused = api("POST", url, json={"full_name": "Someone Else"})
+    assert refused.status_code == 409, refused.json
+    assert f"verify your email (link sent to {NEWHIRE} on" in refused.json["error"]
+    page = "/duas/physionet-credentialed-1.5.0"
+    form = {"csrf_token": csrf_token(client, page), "full_name": "Someone Else", "agree": "yes"}
+    on_the_web = client.post(page, data=form)
+    assert on_the_web.status_code == 409
+    assert "verify your email (link sent to" in on_the_web.get_data(as_text=True)
+    deliver_due(registry)
+    assert _follow_web_link(client, link_in(smtp_server.one(NEWHIRE), "/account/verify/"))
+    signed = api("POST", url, json={"full_name": "New Hire"})
+    assert signed.status_code in (200, 201), signed.json
+
+
+def test_changing_the_password_cancels_a_pending_address_change(
+    client, registry, people, smtp_server
+) -> None:
+    """What the notice to the old address promises: a thief's address change dies with a new
+    password."""
+    uid = people.user("ada@example.org")
+    token = people.token(uid)
+    api = Api(client)
+    asked = api(
+        "POST", "/api/v1/me/email", token=token,
+        json={"email": "thief@evil.example", "password": PASSWORD},
+    )  # fmt: skip
+    assert asked.status_code == 202
+    start = registry.now()
+    registry.clock = lambda: start + dt.timedelta(minutes=5)
+    changed = api(
+        "POST", "/api/v1/me/password", token=token,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.json
+    deliver_due(registry)
+    link = link_in(smtp_server.one("thief@evil.example"), "/account/email/confirm/")
+    refused = _follow_web_link(client, link)
+    assert refused.status_code == 409
+    assert "The password was changed after this request" in refused.get_data(as_text=True)
+    assert api("GET", "/api/v1/me", token=token).json["email"] == "ada@example.org"
+
+
+def test_a_hospital_behind_one_address_resets_many_passwords(settings, smtp_server) -> None:
+    """Fifteen people on one NAT address reset their passwords within the hour (API and web):
+    every link works; the per-account limit counts accounts, not the shared address."""
+    from registry.app import create_app
+
+    app = create_app(settings=dataclasses.replace(settings, ratelimit_enabled=True))
+    registry = app.extensions["registry"]
+    people = People(registry)
+    env = {"REMOTE_ADDR": "198.51.100.9"}
+    answers = []
+    for i in range(15):
+        address = f"staff{i}@hosp.org"
+        people.user(address)
+        client = app.test_client()
+        asked = client.post("/api/v1/password/forgot", json={"email": address}, environ_base=env)
+        deliver_due(registry)
+        link = link_in(smtp_server.one(address, "Choose a new password"), "/password/reset/")
+        if i % 2:
+            body = {"token": link.rsplit("/", 1)[1], "new_password": NEW_PASSWORD}
+            done = client.post("/api/v1/password/reset", json=body, environ_base=env)
+        else:
+            form = {"csrf_token": csrf_token(client, link), "new_password": NEW_PASSWORD}
+            done = client.post(link, data=form, environ_base=env)
+        answers.append((asked.status_code, done.status_code))
+    assert answers == [(202, 200 if i % 2 else 302) for i in range(15)]
+    registry.engine.dispose()

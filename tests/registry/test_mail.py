@@ -23,6 +23,7 @@ from registry.unit_of_work import unit_of_work
 from tests.conftest import make_settings
 from tests.fixtures.mail import SmtpServer, body_of, eml_files
 from tests.fixtures.principals import PASSWORD, Api
+from tests.fixtures.tls import self_signed
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
@@ -74,11 +75,12 @@ def test_without_an_smtp_url_mail_becomes_eml_files_and_the_log_says_so(
     transport._announced.clear()
     app = create_app(settings=make_settings(database_url, tmp_path, public_url="http://127.0.0.1"))
     registry = app.extensions["registry"]
-    _queue(registry, "ada@example.org")
-    with caplog.at_level(logging.WARNING, logger="registry.mail.transport"):
-        assert deliver_due(registry).sent == 1
     outbox = registry.settings.instance_path / "outbox"
+    with caplog.at_level(logging.WARNING, logger="registry.mail.transport"):
+        background.start(registry, tasks=[]).stop()  # what serve starts: said before any mail
     assert "REGISTRY_SMTP_URL is not set" in caplog.text and str(outbox) in caplog.text
+    _queue(registry, "ada@example.org")
+    assert deliver_due(registry).sent == 1
     [mail] = eml_files(registry.settings.instance_path)
     assert mail["To"] == "ada@example.org" and mail["Subject"] == "[RoentGen Registry] Hello 0"
     assert "RoentGen Registry, http://127.0.0.1" in body_of(mail)
@@ -151,7 +153,11 @@ def test_failures_back_off_until_failed_and_an_admin_sees_and_retries_them(
     assert again.status_code == 409
 
 
-def test_a_permanent_refusal_fails_at_once(registry, smtp_down: SmtpServer) -> None:
+def test_a_permanent_refusal_fails_at_once(
+    registry, settings, smtp_down: SmtpServer, monkeypatch
+) -> None:
+    from registry.cli import main
+
     smtp_down.refuse.add("gone@example.org")
     smtp_down.start()
     _queue(registry, "gone@example.org")
@@ -161,6 +167,13 @@ def test_a_permanent_refusal_fails_at_once(registry, smtp_down: SmtpServer) -> N
     failed = [r for r in _rows(registry) if r.status == "failed"]
     assert [r.recipient for r in failed] == ["gone@example.org"]
     assert "550" in failed[0].last_error
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REGISTRY_INSTANCE_PATH", str(settings.instance_path))
+    listed = CliRunner().invoke(main, ["mail", "status", "--failed"])
+    assert listed.exit_code == 0, listed.output
+    assert "1 sent, 1 failed" in listed.output
+    assert f"#{failed[0].id} mail test to gone@example.org:" in listed.output
+    assert "550" in listed.output
 
 
 def test_two_workers_at_once_send_each_mail_exactly_once(registry, smtp_down: SmtpServer) -> None:
@@ -225,3 +238,150 @@ def test_serve_drains_the_outbox_in_the_background(registry, smtp_down) -> None:
     finally:
         runner.stop()
     assert len(smtp_down.to("ada@example.org")) == 1
+
+
+def test_registry_server_serve_mails_a_registration_without_a_worker(
+    start_server, smtp_down: SmtpServer
+) -> None:
+    """The real ``registry-server serve`` (gunicorn) drains the outbox by itself."""
+    import requests
+
+    smtp_down.start()
+    server = start_server(REGISTRY_SMTP_URL=smtp_down.url)
+    body = {"email": "ada@example.org", "password": PASSWORD, "accept_terms": True}
+    made = requests.post(f"{server.url}/api/v1/register", json=body, timeout=30)
+    assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 30
+    while not smtp_down.to("ada@example.org") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [mail] = smtp_down.to("ada@example.org")
+    assert "Verify your email address" in mail["Subject"]
+    assert "/account/verify/" in body_of(mail)
+
+
+@pytest.mark.parametrize("mode", ["smtps", "starttls"])
+def test_tls_and_login_as_in_smtps_user_pass_at_host(
+    database_url, tmp_path, monkeypatch, mode
+) -> None:
+    """``smtps://user:pass@host:port`` (TLS from the start) and ``smtp://...?starttls=true``
+    against a real TLS mail server on loopback that insists on the login."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from registry.app import create_app
+    from tests.conftest import free_port
+    from tests.fixtures.mail import _Collect
+
+    cert, key = self_signed(tmp_path, "127.0.0.1")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the registry trusts the test's CA only
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, data) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        # handled=False: aiosmtpd answers the refusal itself (535).
+        ok = (data.login, data.password) == (b"reg", b"p@ss word")
+        return AuthResult(success=ok, handled=False)
+
+    box = SmtpServer()
+    port = free_port()
+    options = {"ssl_context": tls} if mode == "smtps" else {"tls_context": tls}
+    controller = Controller(
+        _Collect(box), hostname="127.0.0.1", port=port, authenticator=authenticator,
+        # aiosmtpd counts only STARTTLS as TLS for AUTH: with TLS from the start, allow it.
+        auth_require_tls=mode == "starttls", require_starttls=mode == "starttls", **options,
+    )  # fmt: skip
+    controller.start()
+    try:
+        tail = "" if mode == "smtps" else "?starttls=true"
+        scheme = "smtps" if mode == "smtps" else "smtp"
+        for password, sent in (("wrong", 0), ("p%40ss%20word", 1)):
+            url = f"{scheme}://reg:{password}@127.0.0.1:{port}{tail}"
+            settings = make_settings(database_url, tmp_path, smtp_url=url)
+            app = create_app(settings=settings)
+            registry = app.extensions["registry"]
+            _queue(registry, "ada@example.org")
+            report = deliver_due(registry)
+            assert report.sent == sent, report
+            if not sent:
+                [row] = _rows(registry)
+                assert "refused the login" in row.last_error and "reg:" not in row.last_error
+                with unit_of_work(registry.sessions) as db:
+                    db.query(OutboxMessage).delete()
+            registry.engine.dispose()
+    finally:
+        controller.stop()
+    assert logins[-1] == (b"reg", b"p@ss word")  # the URL's escapes are undone
+    [mail] = box.to("ada@example.org")
+    assert mail["Subject"] == "[RoentGen Registry] Hello 0"
+
+
+def test_a_slow_mail_server_does_not_hold_the_background_thread(
+    registry, smtp_down: SmtpServer
+) -> None:
+    """A batch stops starting mails after its time budget and gives the rest back untried
+    (a server shutting down then leaves nothing claimed to be resent after the lease)."""
+    smtp_down.delay = 0.4
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=6)
+    started = time.monotonic()
+    first = deliver_due(registry, budget=1.0)
+    assert time.monotonic() - started < 2.5
+    assert first.sent < 6 and first.sent + first.released == 6, first
+    assert {r.status for r in _rows(registry)} <= {"sent", "queued"}  # nothing left claimed
+    while deliver_due(registry, budget=1.0).released:
+        pass
+    subjects = sorted(str(m["Subject"]) for m in smtp_down.to("ada@example.org"))
+    assert subjects == sorted(f"[RoentGen Registry] Hello {i}" for i in range(6))
+    assert all(r.status == "sent" and r.attempts == 1 for r in _rows(registry))
+
+
+def test_mail_run_once_delivers_everything_that_is_due(
+    registry, settings, smtp_down, monkeypatch
+) -> None:
+    """``--once`` (for cron) empties the due outbox, not just one batch of it."""
+    from registry.cli import main
+
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=worker.BATCH * 2 + 5)
+    for name, value in (
+        ("REGISTRY_DATABASE_URL", settings.database_url),
+        ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
+        ("REGISTRY_SECRET_KEY", settings.secret_key),
+        ("REGISTRY_SMTP_URL", settings.smtp_url),
+    ):
+        monkeypatch.setenv(name, value)
+    ran = CliRunner().invoke(main, ["mail", "run", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert f"{worker.BATCH * 2 + 5} sent" in ran.output
+    assert len(smtp_down.to("ada@example.org")) == worker.BATCH * 2 + 5
+
+
+def test_the_background_task_delivers_a_backlog_in_one_tick(
+    registry, smtp_down: SmtpServer
+) -> None:
+    """A withdrawal to many downloaders: one tick sends batch after batch, within budget."""
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=worker.BATCH * 3 + 1)
+    report = worker.deliver_backlog(registry)
+    assert report.sent == worker.BATCH * 3 + 1
+    assert len(smtp_down.to("ada@example.org")) == worker.BATCH * 3 + 1
+    smtp_down.delay = 0.3
+    _queue(registry, "li@example.org", n=worker.BATCH * 2)
+    started = time.monotonic()
+    slow = worker.deliver_backlog(registry, budget=1.0)
+    assert time.monotonic() - started < 3 and 0 < slow.sent < worker.BATCH
+
+
+def test_with_the_mail_server_down_a_drain_stops_after_one_batch(
+    registry, smtp_down: SmtpServer
+) -> None:
+    """``mail run --once`` against a server that is down tries it once, not once per batch."""
+    _queue(registry, "ada@example.org", n=worker.BATCH * 3)
+    report = worker.drain(registry)
+    assert (report.sent, report.retrying) == (0, worker.BATCH)
+    assert sum(r.attempts for r in _rows(registry)) == worker.BATCH

@@ -56,13 +56,14 @@ class World:
         return response.json
 
     def deliver(self) -> None:
-        """Deliver the outbox; the first time, the mail server is down and then comes back."""
-        if self.smtp.controller is None:
-            report = deliver_due(self.registry)
-            assert report.sent == 0 and report.retrying > 0, report
-            self.smtp.start()
-            self.clock += BACKOFF[0]
-        deliver_due(self.registry)
+        """Deliver the outbox while the mail server is down, then again once it is back."""
+        self.smtp.stop()
+        down = deliver_due(self.registry)
+        assert down.sent == 0 and down.retrying > 0, down
+        self.smtp.start()
+        self.clock += BACKOFF[0]
+        back = deliver_due(self.registry)
+        assert (back.sent, back.retrying, back.failed) == (down.retrying, 0, 0)  # none lost
         assert deliver_due(self.registry).sent == 0  # nothing left, nothing twice
 
     def mail(self, to: str, subject: str, link: str):
@@ -127,6 +128,19 @@ def test_credential_and_training_decisions_reach_the_applicant_with_the_reason(w
     world.mail(
         "rita@uni.example", "Your citi-dsor training certificate was accepted", "/account/trainings"
     )
+    renewal = world.call(
+        "rita@uni.example", "POST", "/api/v1/trainings",
+        json={"kind": "citi-dsor", "verification_url": "https://citi.example/v/2"},
+    )  # fmt: skip
+    world.call(
+        "root@registry.example", "POST", f"/api/v1/trainings/{renewal['id']}/decision",
+        json={"decision": "reject", "reason": "The certificate names someone else."},
+    )  # fmt: skip
+    world.deliver()
+    refused = world.mail(
+        "rita@uni.example", "Your citi-dsor training certificate was rejected", "/account/trainings"
+    )
+    assert "The certificate names someone else." in body_of(refused)
 
 
 def test_access_requests_reach_their_reviewers_and_the_decision_the_requester(
@@ -159,6 +173,30 @@ def test_access_requests_reach_their_reviewers_and_the_decision_the_requester(
     )  # fmt: skip
     assert "Describe the project first." in body_of(mail)
 
+    # Asked again, accepted, later revoked: each decision reaches Rita with its reason.
+    again = world.call(
+        "rita@uni.example", "POST", f"/api/v1/models/{repo.repo_id}/access-requests",
+        json={},
+    )  # fmt: skip
+    world.call(
+        "head@hosp.org", "POST", f"/api/v1/access-requests/{again['id']}/decision",
+        json={"decision": "accept"},
+    )  # fmt: skip
+    world.call(
+        "head@hosp.org", "POST", f"/api/v1/access-requests/{again['id']}/revoke",
+        json={"reason": "The project ended."},
+    )  # fmt: skip
+    world.deliver()
+    world.mail(
+        "rita@uni.example", f"access request for {repo.repo_id} was accepted",
+        f"/models/{repo.repo_id}",
+    )  # fmt: skip
+    revoked = world.mail(
+        "rita@uni.example", f"access request for {repo.repo_id} was revoked",
+        f"/models/{repo.repo_id}",
+    )  # fmt: skip
+    assert "The project ended." in body_of(revoked)
+
 
 def test_a_digest_reviewer_gets_one_summary_a_day_instead(world) -> None:
     world.person("root@registry.example", admin=True)
@@ -179,8 +217,30 @@ def test_a_digest_reviewer_gets_one_summary_a_day_instead(world) -> None:
     assert "2  credentialing applications" in body_of(digest)
     world.clock += dt.timedelta(days=1)
     run_scheduled(world.registry)
-    deliver_due(world.registry)
+    world.deliver()
     assert len(world.subjects("root@registry.example")) == 2  # the next day's digest
+
+
+def test_an_institution_admins_digest_counts_their_own_models_requests(
+    world, tiny_model_dir
+) -> None:
+    world.people.institution("hosp")
+    world.people.institution("other")
+    repo = publish_folder(world.registry, "hosp/cxr-cr", tiny_model_dir, tier="contributor-review")
+    for head in ("head@hosp.org", "head@other.org"):
+        world.person(head, institution=head.split("@")[1][:-4], role="institution-admin")
+        world.call(head, "PUT", "/api/v1/me/notifications", json={"reviews": "digest"})
+    world.person("rita@uni.example", credentialed=True, dua=DUA)
+    world.call(
+        "rita@uni.example", "POST", f"/api/v1/models/{repo.repo_id}/access-requests", json={}
+    )
+    run_scheduled(world.registry)
+    world.deliver()
+    assert world.subjects("head@hosp.org") == ["[RoentGen Registry] 1 item waiting for your review"]
+    digest = world.mail("head@hosp.org", "1 item waiting", "/admin/access-requests")
+    assert "1  access requests" in body_of(digest)
+    assert "credentialing" not in body_of(digest)  # not a queue they review
+    assert world.subjects("head@other.org") == []  # nothing of theirs waits
 
 
 def test_trainings_and_grants_warn_30_days_ahead_and_on_the_day_they_lapse(
@@ -211,10 +271,25 @@ def test_trainings_and_grants_warn_30_days_ahead_and_on_the_day_they_lapse(
     world.clock = now + dt.timedelta(days=10, minutes=5)
     run_scheduled(world.registry)
     run_scheduled(world.registry)
-    deliver_due(world.registry)
+    world.deliver()
     lapsed = world.mail("rita@uni.example", "Your citi-dsor training expired", "/account/trainings")
     assert "refused from now on" in body_of(lapsed)
     assert len(world.subjects("rita@uni.example")) == 3
+
+    # The grant lapses on day 20: one mail that day, none again the day after.
+    world.clock = now + dt.timedelta(days=20, hours=2)
+    run_scheduled(world.registry)
+    world.deliver()
+    ended = world.mail(
+        "rita@uni.example", f"Your access to {repo.repo_id} expired",
+        f"/models/{repo.repo_id}/request-access",
+    )  # fmt: skip
+    assert "refused from now on" in body_of(ended)
+    world.clock += dt.timedelta(days=1)
+    run_scheduled(world.registry)
+    assert deliver_due(world.registry).sent == 0
+    assert len(world.subjects("rita@uni.example")) == 4
+    assert world.subjects("far@uni.example") == []
 
 
 def test_a_withdrawal_reaches_every_downloader_once_and_a_publication_its_publisher(
@@ -231,7 +306,7 @@ def test_a_withdrawal_reaches_every_downloader_once_and_a_publication_its_publis
     published = world.call(
         "root@registry.example", "POST", f"/api/v1/models/hosp/cxr/versions/{version}/publish"
     )
-    deliver_due(world.registry)
+    world.deliver()
     world.mail(
         "pub@hosp.org",
         f"hosp/cxr version {published['commit'][:12]} is published",
@@ -251,7 +326,7 @@ def test_a_withdrawal_reaches_every_downloader_once_and_a_publication_its_publis
         "pub@hosp.org", "POST", f"/api/v1/models/hosp/cxr/versions/{version}/withdraw",
         json={"reason": "Trained on images that were not de-identified."},
     )  # fmt: skip
-    deliver_due(world.registry)
+    world.deliver()
     for who in ("ada@uni.example", "li@uni.example"):
         mail = world.mail(who, "was withdrawn", "/models/hosp/cxr")
         assert "not de-identified" in body_of(mail)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import socket
 
 import pytest
 
@@ -288,3 +289,110 @@ def test_every_event_reaches_a_hook_subscribed_to_it(
         hmac.compare_digest(h["X-Registry-Signature-256"], expected_signature(hook["secret"], b))
         for h, b in receiver.requests
     )
+
+
+class ChangingDns:
+    """Answers for one host name that the test changes, as a DNS rebinding attacker would.
+
+    No DNS server can be pointed at from a test, so the resolver is replaced for this one
+    name only; IP literals and every other name still go to the system resolver."""
+
+    def __init__(self, monkeypatch, name: str) -> None:
+        self.name, self.answer, self.lookups = name, "93.184.216.34", 0
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if host != name:
+                return real(host, port, *args, **kwargs)
+            self.lookups += 1
+            answer = self.answer() if callable(self.answer) else self.answer
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer, port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_a_name_that_points_inside_after_creation_is_refused_at_delivery(
+    api, registry, staff, receiver, monkeypatch
+) -> None:
+    from registry.models import OutboxMessage
+
+    dns = ChangingDns(monkeypatch, "hooks.rebind.example")
+    port = receiver.server.server_address[1]
+    url = f"http://hooks.rebind.example:{port}/hooks/registry"
+    made = _create(api, staff["head"], url, ["version.published"], institution="hosp")
+    assert made.status_code == 201, made.json  # public when the hook is made
+    dns.answer = "127.0.0.1"  # ... and the name now points at the registry's own host
+    sent = api("POST", f"/api/v1/webhooks/{made.json['id']}/test", token=staff["head"])
+    assert sent.status_code == 202
+    assert deliver_due(registry).failed == 1
+    assert receiver.requests == []
+    with unit_of_work(registry.sessions) as db:
+        [row] = db.query(OutboxMessage).all()
+        assert row.status == "failed"
+        assert "resolves to 127.0.0.1, a loopback address" in row.last_error
+    log = api("GET", f"/api/v1/webhooks/{made.json['id']}/deliveries", token=staff["head"])
+    assert "a loopback address" in log.json[0]["last_error"]
+
+
+def test_a_delivery_connects_to_the_address_it_checked(
+    api, registry, staff, receiver, monkeypatch
+) -> None:
+    """A second lookup (the one a plain HTTP client would make) cannot move the request."""
+    dns = ChangingDns(monkeypatch, "hooks.rebind.example")
+    answers = iter(["127.0.0.1", "127.0.0.1"])  # creation's and the delivery's check
+    dns.answer = lambda: next(answers, "192.0.2.1")  # any later lookup: elsewhere
+    port = receiver.server.server_address[1]
+    url = f"http://hooks.rebind.example:{port}/hooks/registry"
+    made = _create(
+        api, staff["root"], url, ["version.published"], institution="hosp", allow_private=True
+    )
+    assert made.status_code == 201, made.json
+    api("POST", f"/api/v1/webhooks/{made.json['id']}/test", token=staff["root"])
+    assert deliver_due(registry).sent == 1
+    [(headers, _body)] = receiver.requests
+    assert headers["Host"] == f"hooks.rebind.example:{port}"
+    assert dns.lookups == 2
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """The loopback receiver behind TLS with a certificate for ``hooks.tls.example`` only."""
+    import ssl
+
+    from tests.fixtures.tls import self_signed
+    from tests.fixtures.webhooks import Receiver
+
+    cert, key = self_signed(tmp_path, "hooks.tls.example")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the registry trusts the test's CA only
+    server = Receiver()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    yield server
+    server.stop()
+
+
+def test_an_https_hook_is_verified_against_its_name_while_connecting_to_the_checked_address(
+    api, registry, staff, tls_receiver, monkeypatch
+) -> None:
+    from registry.models import OutboxMessage
+
+    ChangingDns(monkeypatch, "hooks.tls.example").answer = "127.0.0.1"
+    ChangingDns(monkeypatch, "hooks.other.example").answer = "127.0.0.1"
+    port = tls_receiver.server.server_address[1]
+    ids = {}
+    for name in ("hooks.tls.example", "hooks.other.example"):
+        made = _create(
+            api, staff["root"], f"https://{name}:{port}/hook", ["version.published"],
+            institution="hosp", allow_private=True,
+        )  # fmt: skip
+        assert made.status_code == 201, made.json
+        ids[name] = made.json["id"]
+        api("POST", f"/api/v1/webhooks/{made.json['id']}/test", token=staff["root"])
+    report = deliver_due(registry)
+    assert (report.sent, report.retrying) == (1, 1), report
+    [(headers, _body)] = tls_receiver.requests  # only the hook whose name the cert matches
+    assert headers["Host"] == f"hooks.tls.example:{port}"
+    with unit_of_work(registry.sessions) as db:
+        other = db.query(OutboxMessage).filter_by(webhook_id=ids["hooks.other.example"]).one()
+        assert other.status == "queued" and "CERTIFICATE_VERIFY_FAILED" in other.last_error

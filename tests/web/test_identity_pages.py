@@ -98,3 +98,59 @@ def test_forgot_password_page_mails_a_reset_link_from_the_default_eml_outbox(
 def test_the_outbox_page_is_for_registry_admins(client, make_account) -> None:
     log_in(client, make_account("rita@uni.example"))
     assert client.get("/admin/outbox").status_code == 403
+
+
+def test_an_admin_sees_the_outbox_by_state_and_retries_a_failed_mail(
+    client, registry, make_account
+) -> None:
+    from registry.mail.outbox import enqueue_mail
+    from registry.mail.site import Site
+    from registry.models import OutboxMessage
+    from registry.unit_of_work import unit_of_work
+
+    token = log_in(client, make_account("root@registry.example", admin=True))
+    with unit_of_work(registry.sessions) as db:
+        for to in ("ada@uni.example", "gone@uni.example"):
+            enqueue_mail(
+                db, Site.of(registry.settings), to=to, subject="Hello", text="Body",
+                topic="test", now=registry.now(),
+            )  # fmt: skip
+        db.flush()
+        gone = db.query(OutboxMessage).filter_by(recipient="gone@uni.example").one()
+        gone.status, gone.attempts, gone.last_error = "failed", 9, "550 no such mailbox"
+        gone_id = gone.id
+    page = client.get("/admin/outbox").get_data(as_text=True)
+    assert re.search(r'data-count="queued">1 queued<', page)
+    assert re.search(r'data-count="failed">1 failed<', page)
+    failed = client.get("/admin/outbox?status=failed").get_data(as_text=True)
+    assert "gone@uni.example" in failed and "550 no such mailbox" in failed
+    assert "ada@uni.example" not in failed
+    retried = client.post(f"/admin/outbox/{gone_id}/retry", data={"csrf_token": token})
+    assert retried.status_code == 302
+    assert deliver_due(registry).sent == 2  # written as .eml files: no SMTP URL here
+    page = client.get("/admin/outbox").get_data(as_text=True)
+    assert re.search(r'data-count="sent">2 sent<', page)
+    assert re.search(r'data-count="failed">0 failed<', page)
+
+
+def test_the_users_page_shows_who_is_unverified_and_refuses_them_a_role(
+    client, registry, make_account
+) -> None:
+    from tests.fixtures.principals import People
+
+    token = log_in(client, make_account("root@registry.example", admin=True))
+    client.post("/admin/institutions", data={"csrf_token": token, "slug": "hosp", "name": "Hosp"})
+    uid = People(registry).user("newhire@hosp.org", email_verified=False)
+    page = client.get("/admin/users?q=newhire").get_data(as_text=True)
+    assert 'data-email-verified="no"' in page and "address not verified" in page
+    for url, form in (
+        (f"/admin/users/{uid}/membership", {"institution": "hosp", "role": "publisher"}),
+        (f"/admin/users/{uid}/flags", {"is_registry_admin": "yes", "is_active": "yes"}),
+    ):
+        refused = client.post(url, data={"csrf_token": token, **form}, follow_redirects=True)
+        text = refused.get_data(as_text=True)
+        assert "verify your email (no link sent to newhire@hosp.org yet" in text, url
+    page = client.get("/admin/users?q=newhire").get_data(as_text=True)
+    assert "registry admin</label>" in page and 'value="yes" checked> registry admin' not in page
+    root = client.get("/admin/users?q=root").get_data(as_text=True)
+    assert 'data-email-verified="yes"' in root

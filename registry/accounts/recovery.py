@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from registry.accounts.addresses import AddressRefused, normalize_email
@@ -17,10 +18,14 @@ from registry.audit.services import record_event
 from registry.config import Settings
 from registry.mail.outbox import enqueue_mail
 from registry.mail.site import Site
-from registry.models import User
+from registry.models import AccessRequest, CredentialApplication, Training, User
 
 RESET_PATH = "/password/reset"
 FORGOT_PATH = "/password/forgot"
+UNPROVEN_REASON = (
+    "Closed when a password reset proved this address: it was made before the address was "
+    "verified, perhaps by someone else. Submit it again if it is yours."
+)
 # Per account: more requests within the hour are answered the same way but send nothing.
 MAX_RESETS_PER_HOUR = 3
 ANSWER = (
@@ -105,6 +110,7 @@ def reset_password(
     user.session_generation = (user.session_generation or 0) + 1
     proven_now = user.email_verified_at is None and link.email == user.email
     revoked = 0
+    closed: dict[str, int] = {}
     if proven_now:
         user.email_verified_at = now  # the link reached the mailbox: the address is proven
         # Whoever held the account before its address was proven (a squatter who typed
@@ -113,12 +119,30 @@ def reset_password(
             if token.revoked_at is None:
                 revoke_token(db, token, actor=user, now=now)
                 revoked += 1
-    record_event(db, "account:password-reset", actor=user, target=f"user:{user.email}", now=now)
+        closed = close_unproven_requests(db, user, now=now)
+    record_event(
+        db,
+        "account:password-reset",
+        actor=user,
+        target=f"user:{user.email}",
+        details={"proved_address": proven_now, "tokens_revoked": revoked, "closed": closed}
+        if proven_now
+        else None,
+        now=now,
+    )
     tokens_line = (
         f"{'The API token' if revoked == 1 else f'The {revoked} API tokens'} made before the "
         f"address was verified {'was' if revoked == 1 else 'were'} revoked; make new ones"
         if revoked
         else "API tokens keep working; review them"
+    )
+    waiting = sum(closed.values())
+    closed_line = (
+        f"{'1 waiting request' if waiting == 1 else f'{waiting} waiting requests'} "
+        f"(credential application, training or access request) made before the address was "
+        f"verified {'was' if waiting == 1 else 'were'} closed; submit again what is yours.\n\n"
+        if waiting
+        else ""
     )
     enqueue_mail(
         db,
@@ -128,7 +152,7 @@ def reset_password(
         text=(
             f"The password of {user.email} on {site.name} was just reset with a mailed link, "
             f"and every session of the account was logged out. {tokens_line} at "
-            f"{site.link('/account/tokens')}.\n\n"
+            f"{site.link('/account/tokens')}.\n\n{closed_line}"
             f"If this was not you, reset it again at {site.link(FORGOT_PATH)} and tell a "
             "registry administrator."
         ),
@@ -139,3 +163,25 @@ def reset_password(
     )
     db.flush()
     return user
+
+
+def close_unproven_requests(db: Session, user: User, *, now: dt.datetime) -> dict[str, int]:
+    """Reject what the account left waiting before its address was proven; counts by kind.
+
+    A squatter who registered someone else's address could apply, submit a training or ask
+    for access in that name; once the owner takes the account over by a reset, a reviewer
+    would see those under a verified address. They are closed with a reason the owner sees.
+    """
+    closed = {}
+    for name, table, decided_at in (
+        ("credentials", CredentialApplication, "decided_at"),
+        ("trainings", Training, "reviewed_at"),
+        ("access_requests", AccessRequest, "decided_at"),
+    ):
+        closed[name] = db.execute(
+            update(table)
+            .where(table.user_id == user.id, table.status == "pending")
+            .values(status="rejected", reason=UNPROVEN_REASON, **{decided_at: now})
+            .execution_options(synchronize_session="fetch")
+        ).rowcount
+    return closed

@@ -682,3 +682,74 @@ def test_a_hospital_behind_one_address_resets_many_passwords(settings, smtp_serv
         answers.append((asked.status_code, done.status_code))
     assert answers == [(202, 200 if i % 2 else 302) for i in range(15)]
     registry.engine.dispose()
+
+
+def test_a_reset_that_proves_the_address_closes_what_the_squatter_left_waiting(
+    app, client, registry, people, smtp_server, tiny_model_dir
+) -> None:
+    """A squatter's pending application, training and access request do not pass to the owner.
+
+    Reviewers would otherwise accept them after the takeover, under the owner's now verified
+    address, although the squatter typed their details.
+    """
+    from registry.models import AccessRequest, Model
+    from tests.registry.test_access_credentials import APPLICATION
+
+    admin = people.token(people.user("root@example.org", admin=True))
+    publish_folder(registry, "demo/cr", tiny_model_dir, tier="contributor-review")
+    squatter = Api(app.test_client())
+    assert _register(squatter, password="squatters-password").status_code == 201
+    assert (
+        squatter(
+            "POST", "/api/v1/login", json={"email": NEWHIRE, "password": "squatters-password"}
+        ).status_code
+        == 200
+    )
+    application = squatter("POST", "/api/v1/credentials", json=APPLICATION)
+    assert application.status_code == 201, application.json
+    training = squatter(
+        "POST", "/api/v1/trainings",
+        json={"kind": "citi-dsor", "verification_url": "https://citi.example/squatter"},
+    )  # fmt: skip
+    assert training.status_code == 201, training.json
+    with unit_of_work(registry.sessions) as db:
+        model = db.scalar(select(Model).where(Model.name == "cr"))
+        request = AccessRequest(
+            user_id=_user(registry, NEWHIRE).id, model_id=model.id, fields={},
+            created_at=registry.now(),
+        )  # fmt: skip
+        db.add(request)
+        db.flush()
+        request_id = request.id
+
+    owner = Api(app.test_client())
+    assert owner("POST", "/api/v1/password/forgot", json={"email": NEWHIRE}).status_code == 202
+    deliver_due(registry)
+    link = link_in(smtp_server.one(NEWHIRE, "Choose a new password"), "/password/reset/")
+    reset = owner(
+        "POST", "/api/v1/password/reset",
+        json={"token": link.rsplit("/", 1)[1], "new_password": NEW_PASSWORD},
+    )  # fmt: skip
+    assert reset.status_code == 200 and reset.json["email_verified"] is True
+
+    review = Api(client)
+    queue = review("GET", "/api/v1/credentials/review?status=pending", token=admin)
+    assert NEWHIRE not in [a["user"] for a in queue.json]
+    for url in (
+        f"/api/v1/credentials/{application.json['id']}/decision",
+        f"/api/v1/trainings/{training.json['id']}/decision",
+        f"/api/v1/access-requests/{request_id}/decision",
+    ):
+        accepted = review("POST", url, token=admin, json={"decision": "accept"})
+        assert accepted.status_code == 409, (url, accepted.json)
+    login = owner("POST", "/api/v1/login", json={"email": NEWHIRE, "password": NEW_PASSWORD})
+    assert login.status_code == 200
+    mine = owner("GET", "/api/v1/credentials").json
+    assert mine[0]["status"] == "rejected" and "password reset" in mine[0]["reason"]
+    deliver_due(registry)
+    notice = body_of(smtp_server.latest(NEWHIRE, "Your password was changed"))
+    assert "3 waiting requests (credential application, training or access request) made" in notice
+    assert "before the address was verified were closed" in notice
+    # The owner can apply in their own name at once.
+    again = owner("POST", "/api/v1/credentials", json=APPLICATION)
+    assert again.status_code == 201, again.json

@@ -57,6 +57,20 @@ def _download(client, repo: str, token: str):
     )
 
 
+def _take_over_by_reset(app, registry, smtp_server) -> Api:
+    """The owner of NEWHIRE's mailbox resets the password; the reset proves the address."""
+    owner = Api(app.test_client())
+    assert owner("POST", "/api/v1/password/forgot", json={"email": NEWHIRE}).status_code == 202
+    deliver_due(registry)
+    link = link_in(smtp_server.one(NEWHIRE, "Choose a new password"), "/password/reset/")
+    reset = owner(
+        "POST", "/api/v1/password/reset",
+        json={"token": link.rsplit("/", 1)[1], "new_password": NEW_PASSWORD},
+    )  # fmt: skip
+    assert reset.status_code == 200 and reset.json["email_verified"] is True
+    return owner
+
+
 def _follow_web_link(client, path: str, **form: str):
     """Open a mailed link in the browser: the page shows a button, the button posts."""
     page = client.get(path)
@@ -181,15 +195,7 @@ def test_the_squatter_gets_no_role_and_the_owner_takes_the_account_back(
     page = client.get(link_in(unasked, "/account/verify/")).get_data(as_text=True)
     assert "Did not create this account?" in page and 'href="/password/forgot"' in page
     # Resetting the password proves the address and logs the squatter out.
-    owner = Api(app.test_client())
-    assert owner("POST", "/api/v1/password/forgot", json={"email": NEWHIRE}).status_code == 202
-    deliver_due(registry)
-    token = link_in(smtp_server.one(NEWHIRE, "Choose a new password"), "/password/reset/")
-    reset = owner(
-        "POST", "/api/v1/password/reset",
-        json={"token": token.rsplit("/", 1)[1], "new_password": NEW_PASSWORD},
-    )  # fmt: skip
-    assert reset.status_code == 200 and reset.json["email_verified"] is True
+    _take_over_by_reset(app, registry, smtp_server)
     assert squatter("GET", "/api/v1/me").status_code == 401
     # Tokens made before the address was proven were the squatter's: they end too.
     assert Api(client)("GET", "/api/v1/me", token=squatters_token).status_code == 401
@@ -722,15 +728,7 @@ def test_a_reset_that_proves_the_address_closes_what_the_squatter_left_waiting(
         db.flush()
         request_id = request.id
 
-    owner = Api(app.test_client())
-    assert owner("POST", "/api/v1/password/forgot", json={"email": NEWHIRE}).status_code == 202
-    deliver_due(registry)
-    link = link_in(smtp_server.one(NEWHIRE, "Choose a new password"), "/password/reset/")
-    reset = owner(
-        "POST", "/api/v1/password/reset",
-        json={"token": link.rsplit("/", 1)[1], "new_password": NEW_PASSWORD},
-    )  # fmt: skip
-    assert reset.status_code == 200 and reset.json["email_verified"] is True
+    owner = _take_over_by_reset(app, registry, smtp_server)
 
     review = Api(client)
     queue = review("GET", "/api/v1/credentials/review?status=pending", token=admin)

@@ -207,11 +207,8 @@ def test_a_crashed_workers_claim_lapses_and_the_mail_still_goes(
     assert len(smtp_down.to("ada@example.org")) == 1
 
 
-def test_mail_run_and_status_commands(registry, settings, smtp_down, monkeypatch) -> None:
-    from registry.cli import main
-
-    smtp_down.start()
-    _queue(registry, "ada@example.org", n=2)
+def _cli_environment(settings, monkeypatch) -> None:
+    """What ``registry-server`` reads to reach this test's database, instance and SMTP."""
     for name, value in (
         ("REGISTRY_DATABASE_URL", settings.database_url),
         ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
@@ -219,6 +216,14 @@ def test_mail_run_and_status_commands(registry, settings, smtp_down, monkeypatch
         ("REGISTRY_SMTP_URL", settings.smtp_url),
     ):
         monkeypatch.setenv(name, value)
+
+
+def test_mail_run_and_status_commands(registry, settings, smtp_down, monkeypatch) -> None:
+    from registry.cli import main
+
+    smtp_down.start()
+    _queue(registry, "ada@example.org", n=2)
+    _cli_environment(settings, monkeypatch)
     ran = CliRunner().invoke(main, ["mail", "run", "--once"])
     assert ran.exit_code == 0, ran.output
     assert "2 sent" in ran.output
@@ -348,13 +353,7 @@ def test_mail_run_once_delivers_everything_that_is_due(
 
     smtp_down.start()
     _queue(registry, "ada@example.org", n=worker.BATCH * 2 + 5)
-    for name, value in (
-        ("REGISTRY_DATABASE_URL", settings.database_url),
-        ("REGISTRY_INSTANCE_PATH", str(settings.instance_path)),
-        ("REGISTRY_SECRET_KEY", settings.secret_key),
-        ("REGISTRY_SMTP_URL", settings.smtp_url),
-    ):
-        monkeypatch.setenv(name, value)
+    _cli_environment(settings, monkeypatch)
     ran = CliRunner().invoke(main, ["mail", "run", "--once"])
     assert ran.exit_code == 0, ran.output
     assert f"{worker.BATCH * 2 + 5} sent" in ran.output

@@ -332,16 +332,19 @@ def test_a_slow_mail_server_does_not_hold_the_background_thread(
     (a server shutting down then leaves nothing claimed to be resent after the lease)."""
     smtp_down.delay = 0.4
     smtp_down.start()
-    _queue(registry, "ada@example.org", n=6)
+    mails = 12  # 4.8 s of sending at 0.4 s each, against a budget of 1 s
+    _queue(registry, "ada@example.org", n=mails)
     started = time.monotonic()
     first = deliver_due(registry, budget=1.0)
-    assert time.monotonic() - started < 2.5
-    assert first.sent < 6 and first.sent + first.released == 6, first
+    # The budget, the mail under way when it ran out and a loaded machine's slack; far
+    # below what sending them all would take.
+    assert time.monotonic() - started < 3.5
+    assert first.sent < mails and first.sent + first.released == mails, first
     assert {r.status for r in _rows(registry)} <= {"sent", "queued"}  # nothing left claimed
     while deliver_due(registry, budget=1.0).released:
         pass
     subjects = sorted(str(m["Subject"]) for m in smtp_down.to("ada@example.org"))
-    assert subjects == sorted(f"[RoentGen Registry] Hello {i}" for i in range(6))
+    assert subjects == sorted(f"[RoentGen Registry] Hello {i}" for i in range(mails))
     assert all(r.status == "sent" and r.attempts == 1 for r in _rows(registry))
 
 
@@ -373,7 +376,7 @@ def test_the_background_task_delivers_a_backlog_in_one_tick(
     _queue(registry, "li@example.org", n=worker.BATCH * 2)
     started = time.monotonic()
     slow = worker.deliver_backlog(registry, budget=1.0)
-    assert time.monotonic() - started < 3 and 0 < slow.sent < worker.BATCH
+    assert time.monotonic() - started < 4 and 0 < slow.sent < worker.BATCH
 
 
 def test_with_the_mail_server_down_a_drain_stops_after_one_batch(

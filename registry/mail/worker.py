@@ -117,25 +117,30 @@ def deliver_backlog(
     """The background task: batch after batch while a batch comes back full and the time
     budget lasts (a withdrawal mailed to a thousand downloaders does not wait 3 s per 20);
     a server shutting down (``stopping`` set) ends it after the current batch."""
-    total = Report()
-    deadline = time.monotonic() + budget
-    while True:
-        report = deliver_due(registry, budget=max(0.0, deadline - time.monotonic()))
-        total.add(report)
-        if _done(report) or time.monotonic() >= deadline:
-            return total
-        if stopping is not None and stopping.is_set():
-            return total
+    return _batches(registry, deadline=time.monotonic() + budget, stopping=stopping)
 
 
 def drain(registry: Registry, *, transport: Transport | None = None) -> Report:
     """Deliver batch after batch until nothing due is left (``mail run``); a message that
     fails is retried later, so each batch makes progress and the loop ends."""
+    return _batches(registry, transport=transport)
+
+
+def _batches(
+    registry: Registry,
+    *,
+    deadline: float | None = None,
+    stopping: threading.Event | None = None,
+    transport: Transport | None = None,
+) -> Report:
     total = Report()
     while True:
-        report = deliver_due(registry, transport=transport)
+        budget = TIME_BUDGET_SECONDS if deadline is None else deadline - time.monotonic()
+        report = deliver_due(registry, transport=transport, budget=max(0.0, budget))
         total.add(report)
-        if _done(report):
+        total.released = report.released  # a later batch retries what an earlier one gave back
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if _done(report) or out_of_time or (stopping is not None and stopping.is_set()):
             return total
 
 

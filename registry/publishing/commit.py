@@ -15,7 +15,7 @@ from registry.access.policy import PolicySet
 from registry.audit.services import record_event
 from registry.db import commit_early
 from registry.errors import Conflict, ValidationFailed
-from registry.models import File, Tag, UploadFile, UploadSession, User, Version
+from registry.models import Blob, File, Tag, UploadFile, UploadSession, User, Version
 from registry.publishing import evaluation_policy, institution_keys
 from registry.publishing.chunks import finalize_file, received
 from registry.publishing.locks import serialize_writes
@@ -97,14 +97,16 @@ def commit_session(
     card_text = _card_text(blobs, rows)
     try:
         # No storage call under the registry-wide lock (a hung S3 would hold it for every
-        # publisher): the blobs were checked above, and gc, which deletes under this lock,
-        # keeps every blob an open session lists, so re-checking that it is open suffices.
+        # publisher): the blobs were checked above; gc decides under this lock, keeping every
+        # blob an open session lists and dropping the record of each blob it condemns, so
+        # re-checking that the session is open and its blobs recorded suffices.
         serialize_writes(db)
         db.refresh(upload)
         if upload.state == "committed":  # a repeated commit won the lock first
             db.refresh(version)
             return version
         require_open(upload, now)
+        _require_recorded(db, rows)
         reserve_tag(db, version)  # also against versions of this tag waiting for review
         for row in rows:
             db.add(File(version_id=version.id, path=row.path, size=row.size, sha256=row.sha256))
@@ -180,18 +182,38 @@ def _require_complete(db: Session, blobs: BlobStore, rows: list[UploadFile]) -> 
         row.complete = False
     incomplete = [row for row in rows if not row.complete]
     if incomplete:
-        listed = ", ".join(row.path for row in incomplete[:10])
-        raise UploadIncomplete(
-            f"{len(incomplete)} file(s) have not fully arrived: {listed}. HEAD each upload_url "
-            "to see how many bytes were received and send the rest.",
-            details={
-                "incomplete": [
-                    {"path": row.path, "size": row.size, "received": received(blobs, row)}
-                    for row in incomplete
-                ]
-            },
-            keep_changes=bool(missing),  # the files to send again stay marked
-        )
+        raise _incomplete(incomplete, lambda row: received(blobs, row), keep_changes=bool(missing))
+
+
+def _require_recorded(db: Session, rows: list[UploadFile]) -> None:
+    """Under the lock, from the database alone: every file's blob is still recorded.
+
+    gc drops a blob's record in the locked decision that condemns its bytes, then deletes
+    them after letting go of the lock; a file whose record is gone has to be sent again.
+    """
+    shas = {row.sha256 for row in rows}
+    recorded = set(db.scalars(select(Blob.sha256).where(Blob.sha256.in_(shas)))) if shas else set()
+    condemned = [row for row in rows if row.sha256 not in recorded]
+    for row in condemned:
+        row.complete = False
+    if condemned:
+        raise _incomplete(condemned, lambda row: 0, keep_changes=True)
+
+
+def _incomplete(
+    rows: list[UploadFile], received_of: Callable[[UploadFile], int], *, keep_changes: bool
+) -> UploadIncomplete:
+    listed = ", ".join(row.path for row in rows[:10])
+    return UploadIncomplete(
+        f"{len(rows)} file(s) have not fully arrived: {listed}. HEAD each upload_url "
+        "to see how many bytes were received and send the rest.",
+        details={
+            "incomplete": [
+                {"path": row.path, "size": row.size, "received": received_of(row)} for row in rows
+            ]
+        },
+        keep_changes=keep_changes,  # the files to send again stay marked
+    )
 
 
 def _check_signature(

@@ -6,8 +6,10 @@ upload session refers to it, and it is older than the grace period. The final de
 taken under the publishing lock, which a commit takes to turn its session into a version, so
 gc reads one consistent view of what is referenced (never a file between its session and its
 version). No storage call runs under that lock: the lock ends with the decision (its rows
-deleted and committed), then the bytes are deleted; expired sessions' staging is dropped
-with the rest of the closed sessions' staging, after the expiry committed.
+deleted and committed), then the bytes are deleted, each after asking once more whether an
+upload stored or referenced it meanwhile; a commit in between finds the blob's record gone
+and asks for the file again. Expired sessions' staging is dropped with the rest of the
+closed sessions' staging, after the expiry committed.
 
 Every step first decides from one listing, then acts on that decision, and a dry run treats
 the sessions it would expire as expired: so ``--dry-run`` reports exactly what a real run
@@ -180,10 +182,16 @@ def delete_blobs(
         db.rollback()
         return
     # The decision is committed and the lock let go before any byte is deleted; bytes an
-    # upload referred to again meanwhile (a new session with the same file) are kept.
+    # upload referred to or stored again meanwhile are kept.
     commit_early(db, "gc: end the write lock before deleting blobs")
-    again = ledger.referenced_blobs(db)
-    db.rollback()
-    report.blobs_removed = [(sha, size) for sha, size in report.blobs_removed if sha not in again]
-    for sha, _ in report.blobs_removed:
-        blobs.delete(sha)
+    deleted = []
+    for sha, size in report.blobs_removed:
+        # Asked again just before each delete (one short read, no lock): an upload may have
+        # stored and recorded these bytes since the decision, and a commit that finds their
+        # record gone asks for them again (``commit._require_recorded``).
+        in_use = ledger.blob_in_use(db, sha)
+        db.rollback()
+        if not in_use:
+            blobs.delete(sha)
+            deleted.append((sha, size))
+    report.blobs_removed = deleted

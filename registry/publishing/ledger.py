@@ -75,9 +75,15 @@ def institution_usage(db: Session, institution_id: int) -> tuple[int, set[str]]:
     return sum(size for _, size in rows), {sha for sha, _ in rows}
 
 
-def referenced_blobs(db: Session, *, ignoring_sessions: Collection[str] = ()) -> set[str]:
+def referenced_blobs(
+    db: Session,
+    *,
+    ignoring_sessions: Collection[str] = (),
+    among: Collection[str] | None = None,
+) -> set[str]:
     """Every sha256 a live version, an open upload session (but those ignored: gc's dry run
-    counts sessions about to expire as closed) or a training certificate uses."""
+    counts sessions about to expire as closed) or a training certificate uses; only those
+    ``among`` the given ones when that is set."""
     files = (
         select(File.sha256)
         .join(Version, Version.id == File.version_id)
@@ -93,7 +99,19 @@ def referenced_blobs(db: Session, *, ignoring_sessions: Collection[str] = ()) ->
     certificates = select(Training.certificate_sha256).where(
         Training.certificate_sha256.is_not(None)
     )
+    if among is not None:
+        files = files.where(File.sha256.in_(list(among)))
+        uploads = uploads.where(UploadFile.sha256.in_(list(among)))
+        certificates = certificates.where(Training.certificate_sha256.in_(list(among)))
     return set(db.scalars(files)) | set(db.scalars(uploads)) | set(db.scalars(certificates))
+
+
+def blob_in_use(db: Session, sha256: str) -> bool:
+    """Whether these bytes are recorded or referenced right now (gc asks just before it
+    deletes them: an upload may have stored and recorded them again since its decision)."""
+    if db.get(Blob, sha256) is not None:
+        return True
+    return bool(referenced_blobs(db, among=[sha256]))
 
 
 def published_blobs(db: Session) -> dict[str, int]:

@@ -163,3 +163,53 @@ def test_gc_dry_run_reports_exactly_what_the_real_run_removes(api, registry, fil
     real = gc(dry_run=False)
     assert dataclasses.asdict(real) == dataclasses.asdict(dry)
     assert _stored(registry) == set() and list(registry.blobs.iter_staging()) == []
+
+
+def test_a_push_between_gcs_decision_and_its_deletes_never_publishes_missing_bytes(
+    api, registry, client, files
+):
+    """gc decides under the lock, then deletes bytes without it: a push of the same bytes in
+    between (skipping their upload, as the institution held them) must not end as a version
+    whose file is gone."""
+    from registry.publishing.gc import collect_garbage
+
+    assert api.publish("mgh/cxr", files, tier="open", tag="v1").status == 200
+    again = {"notes.txt": b"refused, then pushed again", "x.safetensors": b"not weights"}
+    assert api.publish("mgh/cxr", {**files, **again}).status == 422
+    repushed = {**files, "notes.txt": again["notes.txt"]}
+    replies, sessions = [], []
+
+    class PushDuringDelete:
+        """The blob store, with a push landing just before gc's first delete."""
+
+        def __init__(self, blobs) -> None:
+            self._blobs = blobs
+
+        def __getattr__(self, name):
+            return getattr(self._blobs, name)
+
+        def delete(self, sha: str) -> None:
+            if not replies:
+                opened = api.open("mgh/cxr", repushed, tag="v2")
+                assert opened.status == 201, opened.body
+                api.send_all(opened.body, repushed)
+                sessions.append(opened.body["id"])
+                replies.append(api.commit(opened.body["id"]))
+            self._blobs.delete(sha)
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    with unit_of_work(registry.sessions) as db:
+        collect_garbage(
+            db, PushDuringDelete(registry.blobs), now=later, grace=dt.timedelta(hours=1),
+            dry_run=False,
+        )  # fmt: skip
+    assert replies, "gc deleted nothing: the race was not exercised"
+    # The commit found the file's record gone under the lock: it asks for the bytes again.
+    refused, session_id = replies[0], sessions[0]
+    assert refused.status == 409 and refused.body["code"] == "UploadIncomplete", refused.body
+    assert [f["path"] for f in refused.body["incomplete"]] == ["notes.txt"]
+    session = api.session(session_id).body
+    api.send_all(session, repushed)
+    assert api.commit(session_id).status == 200
+    served = client.get("/mgh/cxr/resolve/v2/notes.txt")
+    assert served.status_code == 200 and served.data == again["notes.txt"]
